@@ -1,0 +1,37 @@
+//! `kiln`: device snapshots and benchmarks from scripts, and the serve mode for headless boxes.
+
+mod devices;
+mod serve;
+mod table;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(name = "kiln", version, about = "Kiln: local GPU image AI")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Every device with its live readings and health (`--json` for a snapshot like `nvtop -s`).
+    Devices(devices::DevicesArgs),
+    /// Serve the UI and API to a browser on this machine.
+    Serve(serve::ServeArgs),
+}
+
+fn main() -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("KILN_LOG").unwrap_or_else(|_| "warn,kiln=info".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let cli = Cli::parse();
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    match cli.command {
+        Command::Devices(args) => runtime.block_on(devices::run(args)),
+        Command::Serve(args) => runtime.block_on(serve::run(args)),
+    }
+}
