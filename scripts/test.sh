@@ -20,6 +20,9 @@ cargo fmt --all --check
 
 build_ui
 
+step "Rust build (every target: tests share one feature set with the app binaries)"
+cargo build --workspace --all-targets
+
 step "Rust tests (engine on lavapipe and the CPU backend, HTTP door, CLI, Tauri shell)"
 cargo test --workspace --all-targets
 

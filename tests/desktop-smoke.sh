@@ -5,13 +5,14 @@
 #   tests/desktop-smoke.sh PATH/TO/kiln-desktop OUT.png
 set -euo pipefail
 bin=$1
-out=$2
+out=$(realpath -m "$2")
+mkdir -p "$(dirname "$out")"
 data=$(mktemp -d)
 trap 'rm -rf "$data"' EXIT
 export KILN_DATA_DIR="$data" KILN_LOG=warn
 # WebKitGTK's own sandbox cannot start inside unprivileged containers such as CI runners, and
 # there is no GPU for its compositor; neither matters for a screenshot of Kiln's page.
-export WEBKIT_DISABLE_SANDBOX_THIS_IS_DANGEROUS=1 WEBKIT_DISABLE_COMPOSITING_MODE=1 LIBGL_ALWAYS_SOFTWARE=1
+export WEBKIT_DISABLE_SANDBOX_THIS_IS_DANGEROUS=1 WEBKIT_DISABLE_DMABUF_RENDERER=1 LIBGL_ALWAYS_SOFTWARE=1
 
 xvfb-run -a -s "-screen 0 1440x900x24" bash -c '
   set -u

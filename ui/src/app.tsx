@@ -27,11 +27,11 @@ function pageFromHash(): PageId {
   return PAGES.some((p) => p.id === id) ? id : "devices";
 }
 
-/** The device the status strip follows: the first GPU Kiln computes on, else the first device. */
+/** The device the status strip follows: the first real GPU Kiln computes on, else the CPU. */
 function activeDevice(state: State) {
   return (
     state.devices.find((d) => d.compute_backend && d.kind !== "cpu" && d.kind !== "software_gpu") ??
-    state.devices.find((d) => d.compute_backend && d.kind !== "cpu") ??
+    state.devices.find((d) => d.kind === "cpu") ??
     state.devices[0]
   );
 }

@@ -122,7 +122,11 @@ function DeviceCard({ device }: { device: Device }) {
   const history = store.history.get(device.id);
   const reason = unavailableReason(status);
   const window = (store.settings?.telemetry.history_minutes ?? 15) * 60;
-  const mainDriver = device.adapters.find((a) => a.backend === device.compute_backend) ?? device.adapters[0];
+  // The driver people know the device by: its first (Vulkan, DX12 or Metal) adapter's.
+  const mainDriver = device.adapters.find((a) => a.backend !== "gl") ?? device.adapters[0];
+  const span = history && history.t.length > 1 ? history.t[history.t.length - 1] - history.t[0] : 0;
+  // Show at least two minutes, growing to the whole history as it fills.
+  const visible = Math.min(window, Math.max(120, span));
   const memoryPercent =
     status?.memory_used_bytes && status.memory_total_bytes
       ? (100 * status.memory_used_bytes.value) / status.memory_total_bytes.value
@@ -152,6 +156,12 @@ function DeviceCard({ device }: { device: Device }) {
         </ul>
       )}
 
+      {device.kind === "software_gpu" ? (
+        <p class="software-note">
+          A GPU interface implemented on the CPU: its load and memory are the CPU card's. Kiln can run kernels on it for
+          tests; the CPU backend is usually faster for real work.
+        </p>
+      ) : (
       <div class="figures">
         <Figure
           label={device.kind === "cpu" ? "CPU load" : "Utilisation"}
@@ -178,7 +188,8 @@ function DeviceCard({ device }: { device: Device }) {
           title={reason}
         />
       </div>
-      <MemoryBar status={status} />
+      )}
+      {device.kind !== "software_gpu" && <MemoryBar status={status} />}
 
       <div class="charts">
         {charts.map((c) => (
@@ -190,11 +201,11 @@ function DeviceCard({ device }: { device: Device }) {
             format={c.format}
             color={c.color}
             range={c.range}
-            window={window}
+            window={visible}
           />
         ))}
       </div>
-      {missingCharts.length > 0 && (
+      {missingCharts.length > 0 && device.kind !== "software_gpu" && (
         <p class="muted small not-available" title={reason}>
           Not reported here: {missingCharts.map((c) => c.label.toLowerCase()).join(", ")}.
         </p>
