@@ -43,7 +43,8 @@ pub fn builder<R: Runtime>(builder: tauri::Builder<R>, engine: Engine) -> tauri:
 pub fn run() {
     tracing_subscriber::fmt()
         .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("KILN_LOG").unwrap_or_else(|_| "warn,kiln=info".into()),
+            tracing_subscriber::EnvFilter::try_from_env("KILN_LOG")
+                .unwrap_or_else(|_| kiln_engine::LOG_DEFAULTS.into()),
         )
         .init();
     let engine = match Engine::start(EngineOptions::standard()) {

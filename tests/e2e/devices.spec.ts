@@ -37,7 +37,7 @@ test("devices page shows lavapipe and the CPU, live", async ({ page }) => {
   await expect(lavapipe.locator(".bench-table")).toContainText("TFLOP/s", { timeout: 150_000 });
   await expect(lavapipe.locator(".bench-table")).toContainText("GB/s");
 
-  await page.screenshot({ path: test.info().outputPath("../devices.png"), fullPage: true });
+  await page.screenshot({ path: `${test.info().project.outputDir}/devices.png`, fullPage: true });
 });
 
 test("settings are saved and bad values are explained", async ({ page }) => {
@@ -45,13 +45,18 @@ test("settings are saved and bad values are explained", async ({ page }) => {
   await page.keyboard.press("Control+8");
   await expect(page.getByRole("heading", { name: "Settings" })).toBeVisible();
   const interval = page.getByLabel("Sample every");
-  await interval.fill("5");
+  const history = page.getByLabel("Keep history for");
+  // Each value is in range, but together they would keep too many samples: the engine says so.
+  await interval.fill("100");
+  await history.fill("1440");
   await page.getByRole("button", { name: "Save" }).click();
   await expect(page.getByRole("alert")).toContainText("invalid_input");
+  await expect(page.getByRole("alert")).toContainText("200000");
   await interval.fill("1000");
+  await history.fill("15");
   await page.getByRole("button", { name: "Save" }).click();
   await expect(page.getByText("Saved.")).toBeVisible();
-  await page.screenshot({ path: test.info().outputPath("../settings.png") });
+  await page.screenshot({ path: `${test.info().project.outputDir}/settings.png` });
 });
 
 test("without the token the page says how to get in", async ({ browser }) => {

@@ -1,7 +1,7 @@
 //! `kiln devices`: the device table, a JSON snapshot, benchmarks, power limits and
 //! recommendations, through the same engine operations the UI calls.
 
-use anyhow::{Context, bail};
+use anyhow::bail;
 use clap::{Args, Subcommand};
 use kiln_engine::devices::{
     DeviceHealth, DeviceRef, DeviceSnapshot, DeviceStatus, HealthLevel, NoInput, SetPowerLimit,
@@ -141,15 +141,21 @@ async fn benchmark(engine: &Engine, device: Option<String>, json: bool) -> anyho
             .collect(),
     };
     let mut results = Vec::new();
+    let mut failures = Vec::new();
     for target in targets {
         let details = engine.devices_details(target.clone()).await?;
         if !json {
             eprintln!("Benchmarking {} ({}) ...", details.device.name, target.device_id);
         }
-        let result = engine
-            .devices_benchmark(target.clone())
-            .await
-            .with_context(|| format!("benchmark on {}", target.device_id))?;
+        // One device failing does not stop the others.
+        let result = match engine.devices_benchmark(target.clone()).await {
+            Ok(result) => result,
+            Err(error) => {
+                eprintln!("benchmark on {} failed: {} ({:?})", target.device_id, error.message, error.code);
+                failures.push(target.device_id);
+                continue;
+            }
+        };
         if !json {
             let peaks = kiln_engine::devices::peaks::lookup(&details.device.name);
             println!("{} ({}) on {}:", details.device.name, result.device_id, result.backend);
@@ -185,6 +191,10 @@ async fn benchmark(engine: &Engine, device: Option<String>, json: bool) -> anyho
     }
     if json {
         print_json(&results)?;
+    }
+    if !failures.is_empty() {
+        let ids: Vec<String> = failures.iter().map(ToString::to_string).collect();
+        bail!("the benchmark failed on {}", ids.join(", "));
     }
     Ok(())
 }

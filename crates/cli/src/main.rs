@@ -24,7 +24,8 @@ enum Command {
 fn main() -> anyhow::Result<()> {
     tracing_subscriber::fmt()
         .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("KILN_LOG").unwrap_or_else(|_| "warn,kiln=info".into()),
+            tracing_subscriber::EnvFilter::try_from_env("KILN_LOG")
+                .unwrap_or_else(|_| kiln_engine::LOG_DEFAULTS.into()),
         )
         .with_writer(std::io::stderr)
         .init();

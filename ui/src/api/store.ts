@@ -42,16 +42,21 @@ const state: State = {
 };
 
 const listeners = new Set<() => void>();
+/** Counts changes, so a component can tell it missed one. */
+let version = 0;
 function changed(): void {
+  version++;
   for (const listener of listeners) listener();
 }
 
 /** Re-renders the calling component whenever the state changes. */
 export function useStore(): State {
-  const [, setTick] = useState(0);
+  const [, setSeen] = useState(version);
   useEffect(() => {
-    const listener = () => setTick((n) => n + 1);
+    const listener = () => setSeen(version);
     listeners.add(listener);
+    // Effects run after the first paint: catch up with anything that changed before.
+    listener();
     return () => void listeners.delete(listener);
   }, []);
   return state;

@@ -5,7 +5,8 @@ export function bytes(n: number | undefined | null): string {
   const gib = n / 2 ** 30;
   if (gib >= 100) return `${gib.toFixed(0)} GiB`;
   if (gib >= 1) return `${gib.toFixed(1)} GiB`;
-  return `${(n / 2 ** 20).toFixed(0)} MiB`;
+  if (n >= 2 ** 20) return `${(n / 2 ** 20).toFixed(0)} MiB`;
+  return `${(n / 2 ** 10).toFixed(0)} KiB`;
 }
 
 export function rate(n: number | undefined | null): string {

@@ -400,8 +400,11 @@ function BenchmarkSection({ device, details, onDone }: { device: Device; details
       )}
       {result && (
         <p class="muted small">
-          {result.skipped.join(" · ")}
-          {peaks ? ` Peaks: ${peaks.card}, ${peaks.source}.` : " No published peaks known for this device."} Took {result.wall_seconds.toFixed(1)} s.
+          {[
+            ...result.skipped,
+            peaks ? `Peaks: ${peaks.card}, ${peaks.source}` : "No published peaks known for this device",
+            `took ${result.wall_seconds.toFixed(1)} s`,
+          ].join(" · ")}
         </p>
       )}
     </section>

@@ -166,6 +166,12 @@ fn describe(adapter: &wgpu::Adapter, info: &wgpu::AdapterInfo, backend: Graphics
              kernels (cubecl 0.11) are invalid and crash the driver"
                 .to_owned(),
         ),
+        // OpenGL compute is the path of last resort for software rasterisers (above); on real
+        // GPUs Kiln uses Vulkan, DX12 or Metal, and NVIDIA's GL driver loses the device under
+        // wgpu's compute validation.
+        GraphicsBackend::Gl if info.device_type != wgpu::DeviceType::Cpu => {
+            Some("Kiln computes on hardware GPUs through Vulkan, DX12 or Metal, not OpenGL".to_owned())
+        }
         backend if !backend.computes() => Some(format!("burn does not compute through {}", backend.as_str())),
         _ => None,
     };
@@ -229,6 +235,15 @@ struct Card {
 impl Card {
     fn matches_ids(&self, vendor: u32, device: u32) -> bool {
         self.vendor_id == Some(vendor) && self.device_id == Some(device)
+    }
+
+    /// Every name a source gave this card.
+    fn names(&self) -> impl Iterator<Item = &str> {
+        self.nvml
+            .iter()
+            .map(|n| n.name.as_str())
+            .chain(self.dxgi.iter().map(|d| d.name.as_str()))
+            .chain(self.adapters.iter().map(|a| a.adapter.name.as_str()))
     }
 }
 
@@ -306,9 +321,14 @@ pub fn merge(sightings: Sightings) -> Vec<BoundDevice> {
             continue;
         }
         let (vendor, device, backend) = (adapter.vendor_id, adapter.device_id, adapter.backend);
-        let slot = cards
-            .iter()
-            .position(|c| c.matches_ids(vendor, device) && !c.adapters.iter().any(|a| a.adapter.backend == backend));
+        let free = |c: &Card| !c.adapters.iter().any(|a| a.adapter.backend == backend);
+        // OpenGL drivers report no device id: match by the renderer name (`NVIDIA H200/PCIe/SSE2`
+        // for the card NVML calls `NVIDIA H200`).
+        let slot = cards.iter().position(|c| c.matches_ids(vendor, device) && free(c)).or_else(|| {
+            cards
+                .iter()
+                .position(|c| free(c) && c.names().any(|name| !name.is_empty() && adapter.name.starts_with(name)))
+        });
         match slot {
             Some(i) => cards[i].adapters.push(probe),
             None => cards.push(Card {
@@ -551,6 +571,41 @@ mod tests {
         assert_eq!(devices[1].device.id.as_str(), "cpu");
         assert_eq!(devices[1].device.vendor.name, "AMD");
         assert_eq!(devices[1].binding.compute, Some(ComputeTarget::Flex));
+    }
+
+    #[test]
+    fn an_opengl_adapter_without_ids_joins_its_card_by_name() {
+        let sightings = Sightings {
+            adapters: vec![
+                probe(
+                    adapter(
+                        GraphicsBackend::Vulkan,
+                        "NVIDIA H200",
+                        DeviceKind::DiscreteGpu,
+                        0x10de,
+                        0x2335,
+                        Some("0000:00:06.0"),
+                    ),
+                    WgpuSelector::Discrete(0),
+                ),
+                probe(
+                    adapter(GraphicsBackend::Gl, "NVIDIA H200/PCIe/SSE2", DeviceKind::Other, 0x10de, 0, None),
+                    WgpuSelector::Other(0),
+                ),
+            ],
+            nvml: vec![NvmlIdentity {
+                index: 0,
+                name: "NVIDIA H200".into(),
+                uuid: None,
+                pci_bus_id: Some("0000:00:06.0".into()),
+                pci_device_id: Some(0x2335),
+                memory_total_bytes: None,
+            }],
+            ..Sightings::default()
+        };
+        let devices = merge(sightings);
+        assert_eq!(devices.len(), 1, "{:?}", devices.iter().map(|d| &d.device.id).collect::<Vec<_>>());
+        assert_eq!(devices[0].device.adapters.len(), 2);
     }
 
     #[test]
