@@ -11,7 +11,7 @@ export default async function globalSetup(): Promise<() => Promise<void>> {
   const bin = process.env.KILN_BIN ?? join(target, "debug", "kiln");
   const data = mkdtempSync(join(tmpdir(), "kiln-e2e-"));
   const child = spawn(bin, ["serve", "--port", "0"], {
-    env: { ...process.env, KILN_DATA_DIR: data, KILN_LOG: "warn" },
+    env: { ...process.env, KILN_DATA_DIR: data },
     stdio: ["ignore", "pipe", "inherit"],
   });
   const url = await new Promise<string>((ok, fail) => {

@@ -14,8 +14,10 @@ pub mod settings;
 
 /// Log filters for Kiln's binaries when `KILN_LOG` is unset: Kiln's own messages, warnings
 /// from libraries, but not the EGL probing errors wgpu prints on machines without OpenGL, nor
-/// cubecl's notes about autotune candidates a device cannot run (it skips them).
-pub const LOG_DEFAULTS: &str = "warn,kiln=info,wgpu_hal::gles::egl=off,cubecl_runtime::logging=error";
+/// cubecl's reports of autotune candidates a device cannot compile or run (it skips them;
+/// a kernel that fails for real still reaches the caller as a typed error).
+pub const LOG_DEFAULTS: &str =
+    "warn,kiln=info,wgpu_hal::gles::egl=off,cubecl_runtime::logging=error,cubecl_wgpu::backend::base=off";
 
 pub use api::{AppInfo, OPERATIONS, Operation, OperationKind, dispatch, operation};
 pub use engine::{Engine, EngineOptions};
