@@ -9,7 +9,9 @@ out=$(realpath -m "$2")
 mkdir -p "$(dirname "$out")"
 data=$(mktemp -d)
 trap 'rm -rf "$data"' EXIT
-export KILN_DATA_DIR="$data"
+# A runtime folder of its own, so GTK and EGL need not complain that none is set.
+mkdir -m 700 "$data/run"
+export KILN_DATA_DIR="$data" XDG_RUNTIME_DIR="$data/run"
 # WebKitGTK's own sandbox cannot start inside unprivileged containers such as CI runners, and
 # there is no GPU for its compositor; neither matters for a screenshot of Kiln's page.
 export WEBKIT_DISABLE_SANDBOX_THIS_IS_DANGEROUS=1 WEBKIT_DISABLE_DMABUF_RENDERER=1 LIBGL_ALWAYS_SOFTWARE=1

@@ -37,7 +37,8 @@ test("devices page shows lavapipe and the CPU, live", async ({ page }) => {
   await expect(lavapipe.locator(".bench-table")).toContainText("TFLOP/s", { timeout: 150_000 });
   await expect(lavapipe.locator(".bench-table")).toContainText("GB/s");
 
-  await page.screenshot({ path: `${test.info().project.outputDir}/devices.png`, fullPage: true });
+  await page.screenshot({ path: `${test.info().project.outputDir}/devices.png` });
+  await lavapipe.screenshot({ path: `${test.info().project.outputDir}/devices-details.png` });
 });
 
 test("settings are saved and bad values are explained", async ({ page }) => {

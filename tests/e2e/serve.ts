@@ -1,7 +1,7 @@
 // Starts `kiln serve` on a free port with a fresh data folder for the browser tests, and stops
 // it afterwards. The address it prints (with its token) reaches the tests as KILN_URL.
 import { spawn } from "node:child_process";
-import { mkdtempSync } from "node:fs";
+import { mkdirSync, mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 
@@ -10,8 +10,11 @@ export default async function globalSetup(): Promise<() => Promise<void>> {
   const target = process.env.CARGO_TARGET_DIR ?? join(root, "target");
   const bin = process.env.KILN_BIN ?? join(target, "debug", "kiln");
   const data = mkdtempSync(join(tmpdir(), "kiln-e2e-"));
+  // A runtime folder of its own, so EGL probing need not complain that none is set.
+  const run = join(data, "run");
+  mkdirSync(run, { mode: 0o700 });
   const child = spawn(bin, ["serve", "--port", "0"], {
-    env: { ...process.env, KILN_DATA_DIR: data },
+    env: { ...process.env, KILN_DATA_DIR: data, XDG_RUNTIME_DIR: run },
     stdio: ["ignore", "pipe", "inherit"],
   });
   const url = await new Promise<string>((ok, fail) => {

@@ -67,7 +67,7 @@ export function DeviceDetailsPanel({ device, status }: { device: Device; status?
                     <tr>
                       <th>{a.backend} adapter</th>
                       <td>
-                        <span class={a.computes ? "yes" : "no"}>{a.computes ? "computes" : "not for compute"}</span>{" "}
+                        <span class={a.computes ? "yes" : "no"}>{a.computes ? "computes" : "not for compute:"}</span>{" "}
                         <span class="muted">{a.compute_note ?? `${a.driver} ${a.driver_info}`.trim()}</span>
                       </td>
                     </tr>

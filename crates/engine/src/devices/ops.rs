@@ -567,7 +567,11 @@ fn capabilities_of(bound: &BoundDevice) -> Capabilities {
             PrecisionSupport {
                 dtype: "f16".into(),
                 supported: adapter.features.shader_f16,
-                note: if adapter.features.shader_f16 { "shader-f16".into() } else { "no shader-f16 feature".into() },
+                note: if adapter.features.shader_f16 {
+                    "shader-f16".into()
+                } else {
+                    "the adapter lacks shader-f16".into()
+                },
             },
             PrecisionSupport {
                 dtype: "bf16".into(),
