@@ -1,6 +1,7 @@
 //! `kiln`: device snapshots and benchmarks from scripts, and the serve mode for headless boxes.
 
 mod devices;
+mod models;
 mod serve;
 mod table;
 
@@ -17,6 +18,8 @@ struct Cli {
 enum Command {
     /// Every device with its live readings and health (`--json` for a snapshot like `nvtop -s`).
     Devices(devices::DevicesArgs),
+    /// The model files Kiln can read: list, inspect, hash.
+    Models(models::ModelsArgs),
     /// Serve the UI and API to a browser on this machine.
     Serve(serve::ServeArgs),
 }
@@ -33,6 +36,7 @@ fn main() -> anyhow::Result<()> {
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     match cli.command {
         Command::Devices(args) => runtime.block_on(devices::run(args)),
+        Command::Models(args) => models::run(args),
         Command::Serve(args) => runtime.block_on(serve::run(args)),
     }
 }

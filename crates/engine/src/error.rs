@@ -31,6 +31,8 @@ pub enum ErrorCode {
     Busy,
     /// Reading or writing a file failed.
     Io,
+    /// A model file is malformed, truncated, of the wrong architecture, or asks to run code.
+    InvalidModel,
     /// A defect in Kiln; the message says where.
     Internal,
     /// The HTTP door: the per-launch token is missing or wrong.

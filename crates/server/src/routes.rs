@@ -44,6 +44,7 @@ pub fn router(engine: Engine, guard: Guard, ui: UiSource, stopped: tokio::sync::
 fn status_of(code: ErrorCode) -> StatusCode {
     match code {
         ErrorCode::InvalidInput => StatusCode::BAD_REQUEST,
+        ErrorCode::InvalidModel => StatusCode::UNPROCESSABLE_ENTITY,
         ErrorCode::UnknownOperation | ErrorCode::NotFound => StatusCode::NOT_FOUND,
         ErrorCode::Unsupported => StatusCode::UNPROCESSABLE_ENTITY,
         ErrorCode::PermissionDenied | ErrorCode::ForbiddenHost | ErrorCode::ForbiddenOrigin => StatusCode::FORBIDDEN,

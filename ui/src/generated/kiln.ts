@@ -250,7 +250,7 @@ component: string, name: string, version: string, };
 /**
  * Why an operation failed, in a form that never changes meaning.
  */
-export type ErrorCode = "invalid_input" | "unknown_operation" | "not_found" | "unsupported" | "permission_denied" | "driver_error" | "compute_failed" | "out_of_memory" | "busy" | "io" | "internal" | "unauthorized" | "forbidden_host" | "forbidden_origin" | "method_not_allowed";
+export type ErrorCode = "invalid_input" | "unknown_operation" | "not_found" | "unsupported" | "permission_denied" | "driver_error" | "compute_failed" | "out_of_memory" | "busy" | "io" | "invalid_model" | "internal" | "unauthorized" | "forbidden_host" | "forbidden_origin" | "method_not_allowed";
 
 /**
  * A process holding memory or time on a device.
