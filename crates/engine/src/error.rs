@@ -78,6 +78,19 @@ impl ApiError {
     }
 }
 
+impl From<kiln_models::ModelError> for ApiError {
+    fn from(error: kiln_models::ModelError) -> Self {
+        use kiln_models::ModelErrorKind;
+        let code = match &error.kind {
+            ModelErrorKind::Io(_) => ErrorCode::Io,
+            ModelErrorKind::Unsupported(_) => ErrorCode::Unsupported,
+            _ => ErrorCode::InvalidModel,
+        };
+        ApiError::new(code, error.to_string())
+            .with_details(serde_json::json!({ "path": error.path.display().to_string() }))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

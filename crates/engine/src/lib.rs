@@ -10,7 +10,6 @@ pub mod devices;
 pub mod engine;
 pub mod error;
 pub mod events;
-pub mod models;
 pub mod settings;
 
 /// Log filters for Kiln's binaries when `KILN_LOG` is unset: Kiln's own messages, warnings
@@ -19,6 +18,9 @@ pub mod settings;
 /// a kernel that fails for real still reaches the caller as a typed error).
 pub const LOG_DEFAULTS: &str =
     "warn,kiln=info,wgpu_hal::gles::egl=off,cubecl_runtime::logging=error,cubecl_wgpu::backend::base=off";
+
+/// Model files: readers, detection, hashes (the `kiln-models` crate).
+pub use kiln_models as models;
 
 pub use api::{AppInfo, OPERATIONS, Operation, OperationKind, dispatch, operation};
 pub use engine::{Engine, EngineOptions};

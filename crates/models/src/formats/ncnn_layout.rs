@@ -7,7 +7,7 @@
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::Path;
 
-use crate::models::error::{ModelError, ModelErrorKind};
+use crate::error::{ModelError, ModelErrorKind};
 
 use super::ncnn::{LayerWeights, NcnnGraph, NcnnLayer, NcnnLayout, NcnnParam, WeightKind, clip};
 
@@ -262,8 +262,8 @@ fn final_resize(path: &Path, arch: &str, graph: &NcnnGraph) -> Result<BTreeMap<S
     let fixed_size = interp.int(3, 0) != Some(0) || interp.int(4, 0) != Some(0);
     match (height, width) {
         (Some(h), Some(w)) if h == w && h > 0.0 && !fixed_size => {
-            metadata.insert("ncnn.final_resize_scale".to_string(), h.to_string());
-            metadata.insert("ncnn.final_resize_mode".to_string(), mode.to_string());
+            metadata.insert(super::ncnn::FINAL_RESIZE_SCALE.to_string(), h.to_string());
+            metadata.insert(super::ncnn::FINAL_RESIZE_MODE.to_string(), mode.to_string());
             Ok(metadata)
         }
         _ => Err(wrong(path, arch, "the output is resized, but not by one factor on both axes".into())),
@@ -275,8 +275,8 @@ pub(super) mod tests {
     use std::path::{Path, PathBuf};
 
     use super::super::ncnn::{NcnnLayout, TAG_FP16, TAG_FP32, read_parts};
-    use crate::models::error::{ModelError, ModelErrorKind};
-    use crate::models::tensors::{DType, StateDict};
+    use crate::error::{ModelError, ModelErrorKind};
+    use crate::tensors::{DType, StateDict};
 
     /// Writes a .param/.bin pair layer by layer, as ncnn's converters do.
     pub(crate) struct Model {

@@ -7,8 +7,8 @@ use std::path::Path;
 
 use safetensors::tensor::{Dtype, SafeTensorError, SafeTensors};
 
-use crate::models::error::{ModelError, ModelErrorKind};
-use crate::models::tensors::{DType, StateDict, TensorData, TensorEntry, contiguous_strides};
+use crate::error::{ModelError, ModelErrorKind};
+use crate::tensors::{DType, StateDict, TensorData, TensorEntry, contiguous_strides};
 
 /// Whether the bytes start like a safetensors file: a little-endian header length, then JSON.
 pub fn sniff(bytes: &[u8]) -> bool {

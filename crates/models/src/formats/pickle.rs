@@ -16,7 +16,7 @@ use std::collections::HashMap;
 use std::path::Path;
 use std::rc::Rc;
 
-use crate::models::error::{ModelError, ModelErrorKind};
+use crate::error::{ModelError, ModelErrorKind};
 
 #[cfg(test)]
 pub(crate) mod assemble;
@@ -496,7 +496,7 @@ fn long(digits: &[u8]) -> Value {
 mod tests {
     use super::assemble::Pickle;
     use super::*;
-    use crate::models::tensors::DType;
+    use crate::tensors::DType;
 
     fn run(bytes: &[u8]) -> Result<Loaded, ModelError> {
         load(Path::new("t.pth"), bytes, 0, true)

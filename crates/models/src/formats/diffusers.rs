@@ -7,10 +7,10 @@ use std::path::Path;
 
 use serde_json::Value;
 
-use crate::models::detect::{Architecture, SdFamily, UnetVariant};
-use crate::models::error::{ModelError, ModelErrorKind};
-use crate::models::mapped::MappedFile;
-use crate::models::tensors::StateDict;
+use crate::detect::{Architecture, SdFamily, UnetVariant};
+use crate::error::{ModelError, ModelErrorKind};
+use crate::mapped::MappedFile;
+use crate::tensors::StateDict;
 
 /// A diffusers folder's architecture and every component's tensors (names prefixed with the
 /// component folder, so `unet.conv_in.weight`).
@@ -92,7 +92,7 @@ mod tests {
         std::fs::create_dir_all(root.join("unet")).unwrap();
         std::fs::create_dir_all(root.join("vae")).unwrap();
         std::fs::write(root.join("unet/config.json"), r#"{"cross_attention_dim":2048,"in_channels":4}"#).unwrap();
-        let bytes = crate::models::formats::safetensors::tests::build(
+        let bytes = crate::formats::safetensors::tests::build(
             &[("conv_in.weight", "F16", &[320, 4, 3, 3], vec![0; 320 * 4 * 9 * 2])],
             None,
         );

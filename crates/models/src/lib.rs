@@ -1,4 +1,7 @@
-//! The models domain: reading model files safely, detecting what they are, hashing them.
+//! Kiln's model files: safe readers for every format users bring (safetensors, PyTorch
+//! pickles, ncnn, diffusers folders), detection of what a file holds from its tensor names
+//! and shapes, and file hashes. No GPU, no async, nothing run from the files: the engine
+//! builds on this, and the fuzz targets exercise it alone.
 
 pub mod detect;
 pub mod error;
@@ -36,6 +39,11 @@ pub struct ModelInfo {
     pub architecture: Architecture,
     /// `ESRGAN x4 (23 blocks)`, `SDXL`, `LoRA SD1 rank 8`.
     pub label: String,
+    /// The output scale of an upscaler, after any resize the file asks for (the ncnn
+    /// animevideov3 x2 and x3 models are the x4 network followed by a bicubic downscale).
+    #[ts(optional)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scale: Option<f32>,
     /// Bytes on disk (both files of an ncnn model, every file of a diffusers folder).
     pub file_size: u64,
     pub parameters: u64,
@@ -49,6 +57,12 @@ pub struct ModelInfo {
 pub fn inspect(path: &Path) -> Result<ModelInfo, ModelError> {
     let file = formats::read(path)?;
     let architecture = file.declared.clone().unwrap_or_else(|| detect::detect(&file.dict));
+    let resize = file.dict.metadata.get(formats::ncnn::FINAL_RESIZE_SCALE).and_then(|v| v.parse::<f32>().ok());
+    let scale = architecture.scale().map(|s| s as f32 * resize.unwrap_or(1.0));
+    let label = match (resize, scale) {
+        (Some(resize), Some(scale)) => format!("{} then ×{resize} = x{scale}", architecture.label()),
+        _ => architecture.label(),
+    };
     let file_size = disk_size(path, &file.data_path);
     let name =
         path.file_stem().or_else(|| path.file_name()).map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
@@ -56,7 +70,8 @@ pub fn inspect(path: &Path) -> Result<ModelInfo, ModelError> {
         path: path.display().to_string(),
         name,
         format: file.format,
-        label: architecture.label(),
+        label,
+        scale,
         architecture,
         file_size,
         parameters: file.dict.parameter_count(),

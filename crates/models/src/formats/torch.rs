@@ -9,9 +9,9 @@ use std::path::Path;
 
 use super::pickle::{self, Loaded, MAX_DEPTH, Node, Tensor, Value};
 use super::zip::{self, Archive, Entry};
-use crate::models::error::{ModelError, ModelErrorKind};
-use crate::models::mapped::MappedFile;
-use crate::models::tensors::{StateDict, TensorData, TensorEntry};
+use crate::error::{ModelError, ModelErrorKind};
+use crate::mapped::MappedFile;
+use crate::tensors::{StateDict, TensorData, TensorEntry};
 
 /// `torch.serialization.MAGIC_NUMBER` (0x1950a86a20f9469cfc6c) as the LONG1 digits that start a
 /// legacy file.
@@ -318,9 +318,9 @@ fn too_large(path: &Path, what: &str) -> ModelError {
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
-    use crate::models::formats::pickle::assemble::Pickle;
-    use crate::models::formats::zip::write;
-    use crate::models::tensors::{DType, contiguous_strides};
+    use crate::formats::pickle::assemble::Pickle;
+    use crate::formats::zip::write;
+    use crate::tensors::{DType, contiguous_strides};
 
     /// `python3`'s pickle of `{"params_ema": state_dict, "iter": 5}` with stand-in classes named
     /// like torch's: `conv.weight` (2×3 f32, storage "0" of 6), `conv.bias` (a Parameter, 3 f16,

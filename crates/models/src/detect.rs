@@ -388,7 +388,7 @@ fn unsupported_reason(dict: &StateDict) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::models::tensors::{DType, TensorData, TensorEntry, contiguous_strides};
+    use crate::tensors::{DType, TensorData, TensorEntry, contiguous_strides};
 
     fn dict(entries: &[(&str, &[usize])]) -> StateDict {
         let mut d = StateDict::default();

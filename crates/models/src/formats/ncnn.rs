@@ -10,9 +10,9 @@ use std::collections::{BTreeMap, HashSet};
 use std::io::Read;
 use std::path::{Path, PathBuf};
 
-use crate::models::error::{ModelError, ModelErrorKind};
-use crate::models::mapped::MappedFile;
-use crate::models::tensors::{DType, StateDict, TensorData, TensorEntry, contiguous_strides};
+use crate::error::{ModelError, ModelErrorKind};
+use crate::mapped::MappedFile;
+use crate::tensors::{DType, StateDict, TensorData, TensorEntry, contiguous_strides};
 
 use super::ncnn_layout;
 
@@ -67,6 +67,11 @@ const WEIGHTLESS: &[&str] = &[
     "TanH",
     "UnaryOp",
 ];
+
+/// Metadata key: the factor of the resize an ncnn model applies after its network (`0.5`).
+pub const FINAL_RESIZE_SCALE: &str = "ncnn.final_resize_scale";
+/// Metadata key: that resize's filter (`bicubic`).
+pub const FINAL_RESIZE_MODE: &str = "ncnn.final_resize_mode";
 
 /// Which upscaler layout an ncnn model holds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -11,7 +11,7 @@
 use std::collections::HashMap;
 use std::path::Path;
 
-use crate::models::error::{ModelError, ModelErrorKind};
+use crate::error::{ModelError, ModelErrorKind};
 
 const LOCAL_HEADER: [u8; 4] = *b"PK\x03\x04";
 const CENTRAL_HEADER: [u8; 4] = *b"PK\x01\x02";

@@ -2,8 +2,6 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::error::{ApiError, ErrorCode};
-
 /// A model file problem.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 #[error("{}: {kind}", path.display())]
@@ -41,17 +39,5 @@ impl ModelError {
 
     pub fn malformed(path: &Path, format: &'static str, reason: impl Into<String>) -> Self {
         Self::new(path, ModelErrorKind::Malformed { format, reason: reason.into() })
-    }
-}
-
-impl From<ModelError> for ApiError {
-    fn from(error: ModelError) -> Self {
-        let code = match &error.kind {
-            ModelErrorKind::Io(_) => ErrorCode::Io,
-            ModelErrorKind::Unsupported(_) => ErrorCode::Unsupported,
-            _ => ErrorCode::InvalidModel,
-        };
-        ApiError::new(code, error.to_string())
-            .with_details(serde_json::json!({ "path": error.path.display().to_string() }))
     }
 }

@@ -6,8 +6,8 @@
 use std::rc::Rc;
 
 use super::{MAX_DIMS, Machine, Node, Value};
-use crate::models::error::{ModelError, ModelErrorKind};
-use crate::models::tensors::DType;
+use crate::error::{ModelError, ModelErrorKind};
+use crate::tensors::DType;
 
 /// The globals a checkpoint may name.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
