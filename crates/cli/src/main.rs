@@ -25,6 +25,13 @@ enum Command {
 }
 
 fn main() -> anyhow::Result<()> {
+    // Like other command-line tools, end quietly when the reader of our output goes away
+    // (`kiln models list | head`) instead of panicking on a broken pipe.
+    #[cfg(unix)]
+    // SAFETY: restoring the default SIGPIPE action at start-up, before any thread exists.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("KILN_LOG")
