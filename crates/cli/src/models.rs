@@ -1,4 +1,4 @@
-//! `kiln models`: list the models under folders, inspect one file, hash one file.
+//! `kiln models`: list the models under folders, inspect, hash or convert one file.
 
 use std::path::PathBuf;
 
@@ -30,6 +30,9 @@ enum Action {
     },
     /// SHA-256 and the AutoV2 short hash (first 10 hex digits) model sites show.
     Hash { path: PathBuf },
+    /// Rewrites a model (pickle, ncnn, safetensors) as .safetensors, which loads without
+    /// trusting the original file; tensors keep their dtypes.
+    Convert { input: PathBuf, output: PathBuf },
 }
 
 /// Kiln's own model folder: `<data dir>/models`.
@@ -105,6 +108,10 @@ pub fn run(args: ModelsArgs) -> anyhow::Result<()> {
         Action::Hash { path } => {
             let sha = hash::sha256_file(&path).with_context(|| format!("reading {}", path.display()))?;
             println!("{}  {}  {}", hash::autov2(&sha), sha, path.display());
+        }
+        Action::Convert { input, output } => {
+            let count = models::convert::to_safetensors(&input, &output)?;
+            println!("{count} tensors written to {}", output.display());
         }
     }
     Ok(())

@@ -10,6 +10,7 @@ pub mod devices;
 pub mod engine;
 pub mod error;
 pub mod events;
+pub mod nets;
 pub mod settings;
 
 /// Log filters for Kiln's binaries when `KILN_LOG` is unset: Kiln's own messages, warnings

@@ -3,6 +3,7 @@
 //! and shapes, and file hashes. No GPU, no async, nothing run from the files: the engine
 //! builds on this, and the fuzz targets exercise it alone.
 
+pub mod convert;
 pub mod detect;
 pub mod error;
 pub mod formats;

@@ -4,6 +4,7 @@
 use std::path::{Path, PathBuf};
 
 use super::error::{ModelError, ModelErrorKind};
+use super::tensors::{TensorEntry, contiguous_strides};
 
 /// A read-only view of a whole file.
 pub struct MappedFile {
@@ -41,6 +42,43 @@ impl MappedFile {
 
     pub fn is_empty(&self) -> bool {
         self.bytes().is_empty()
+    }
+
+    /// A tensor's bytes in row-major order, gathering strided views (PyTorch may store a
+    /// transposed or sliced view of a larger storage). Checks the view stays inside its region.
+    pub fn tensor_bytes(&self, name: &str, entry: &TensorEntry) -> Result<std::borrow::Cow<'_, [u8]>, ModelError> {
+        let size = entry.dtype.size();
+        let numel = entry.numel();
+        // The furthest element a strided view touches must lie inside its region.
+        let last: usize = entry.shape.iter().zip(&entry.data.strides).map(|(d, s)| d.saturating_sub(1) * s).sum();
+        let span = if numel == 0 { 0 } else { (last as u64 + 1) * size as u64 };
+        if span > entry.data.region_len.max(numel as u64 * size as u64) {
+            return Err(ModelError::new(
+                &self.path,
+                ModelErrorKind::Malformed {
+                    format: "tensor",
+                    reason: format!("{name}: its strides reach past its data"),
+                },
+            ));
+        }
+        let bytes = self.range(entry.data.offset, span, name)?;
+        if entry.data.strides == contiguous_strides(&entry.shape) {
+            return Ok(std::borrow::Cow::Borrowed(bytes));
+        }
+        let mut out = Vec::with_capacity(numel * size);
+        let mut index = vec![0usize; entry.shape.len()];
+        for _ in 0..numel {
+            let at = index.iter().zip(&entry.data.strides).map(|(i, s)| i * s).sum::<usize>() * size;
+            out.extend_from_slice(&bytes[at..at + size]);
+            for axis in (0..index.len()).rev() {
+                index[axis] += 1;
+                if index[axis] < entry.shape[axis] {
+                    break;
+                }
+                index[axis] = 0;
+            }
+        }
+        Ok(std::borrow::Cow::Owned(out))
     }
 
     /// `len` bytes at `offset`, or a truncation error naming what was being read.

@@ -176,6 +176,13 @@ impl Engine {
             .map_err(|e| ApiError::internal(format!("a worker task ended abnormally: {e}")))
     }
 
+    /// The burn device that computes for Kiln device `id` (opened on first use).
+    pub fn compute_device(&self, id: &DeviceId) -> Result<burn::tensor::Device, ApiError> {
+        let bound = self.bound(id)?;
+        let target = bound.binding.compute.ok_or_else(|| ComputeError::NoBackend(id.clone()))?;
+        Ok(self.state.compute.open(id, target))
+    }
+
     fn bound(&self, id: &DeviceId) -> Result<BoundDevice, ApiError> {
         self.devices().iter().find(|d| &d.device.id == id).cloned().ok_or_else(|| {
             ApiError::new(ErrorCode::NotFound, format!("no device {id}"))

@@ -2,6 +2,7 @@
 
 mod api;
 mod machines;
+mod upscalers;
 mod wgpu_devices;
 
 use std::path::{Path, PathBuf};

@@ -1,0 +1,130 @@
+//! An upscaler ready to run: a detected ESRGAN-family or compact network with its weights on a
+//! burn device, and the resize some files ask for after the network.
+
+use std::path::Path;
+
+use burn::tensor::{Device, Tensor};
+use kiln_models::detect::Architecture;
+
+use super::compact::CompactNet;
+use super::rrdbnet::RrdbNet;
+use super::weights::{self, HostWeights, RrdbShape, WeightReader};
+use crate::error::{ApiError, ErrorCode};
+
+/// Why a file cannot be run as an upscaler.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum UpscalerError {
+    #[error("{0}")]
+    Model(String),
+    #[error("this model is not an upscaler Kiln runs: {0}")]
+    NotAnUpscaler(String),
+    #[error("tensor {0} is missing for the detected architecture")]
+    Missing(String),
+    #[error("tensor {name} has shape {found:?}, the detected architecture needs {expected:?}")]
+    WrongShape { name: String, expected: Vec<usize>, found: Vec<usize> },
+}
+
+impl UpscalerError {
+    pub(crate) fn missing(name: &str) -> Self {
+        Self::Missing(name.to_owned())
+    }
+}
+
+impl From<UpscalerError> for ApiError {
+    fn from(error: UpscalerError) -> Self {
+        let code = match error {
+            UpscalerError::NotAnUpscaler(_) => ErrorCode::Unsupported,
+            _ => ErrorCode::InvalidModel,
+        };
+        ApiError::new(code, error.to_string())
+    }
+}
+
+#[derive(Debug, Clone)]
+pub enum Network {
+    Rrdb(RrdbNet),
+    Compact(CompactNet),
+}
+
+/// A loaded upscaler.
+#[derive(Debug, Clone)]
+pub struct Upscaler {
+    pub network: Network,
+    pub architecture: Architecture,
+    /// The network's own scale.
+    pub net_scale: usize,
+    /// A resize the file asks for after the network (ncnn animevideov3 x2/x3: 0.5, 0.75).
+    pub final_resize: Option<f32>,
+}
+
+impl Upscaler {
+    /// Reads, identifies and loads an upscaler onto `device` in f32.
+    pub fn load(path: &Path, device: &Device) -> Result<Self, UpscalerError> {
+        Self::build(&HostWeights::read(path)?, device)
+    }
+
+    /// Uploads host weights to `device` as the network their architecture names.
+    pub fn build(weights: &HostWeights, device: &Device) -> Result<Self, UpscalerError> {
+        let reader = WeightReader::new(weights, device);
+        let architecture = weights.architecture.clone();
+        let network = match architecture {
+            Architecture::Esrgan {
+                layout,
+                blocks,
+                features,
+                growth,
+                in_channels,
+                out_channels,
+                pixel_unshuffle,
+                scale,
+            } => {
+                let upsamples = ((scale * pixel_unshuffle) as f32).log2().round() as usize;
+                Network::Rrdb(weights::rrdbnet(
+                    &reader,
+                    RrdbShape {
+                        layout,
+                        blocks: blocks as usize,
+                        features: features as usize,
+                        growth: growth as usize,
+                        in_channels: in_channels as usize,
+                        out_channels: out_channels as usize,
+                        upsamples,
+                        pixel_unshuffle: pixel_unshuffle as usize,
+                    },
+                )?)
+            }
+            Architecture::Compact { scale, num_conv, features, in_channels, .. } => Network::Compact(weights::compact(
+                &reader,
+                num_conv as usize,
+                features as usize,
+                in_channels as usize,
+                scale as usize,
+            )?),
+            ref other => return Err(UpscalerError::NotAnUpscaler(other.label())),
+        };
+        let net_scale = match &network {
+            Network::Rrdb(net) => net.scale(),
+            Network::Compact(net) => net.scale,
+        };
+        Ok(Self { network, architecture, net_scale, final_resize: weights.final_resize })
+    }
+
+    /// Runs the network on RGB in [0, 1].
+    ///
+    /// # Shapes
+    /// `[n, 3, h, w]` -> `[n, 3, h·net_scale, w·net_scale]`
+    pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
+        match &self.network {
+            Network::Rrdb(net) => net.forward(x),
+            Network::Compact(net) => net.forward(x),
+        }
+    }
+
+    /// How many input pixels a tile's sides must be a multiple of (pixel-unshuffle).
+    pub fn size_multiple(&self) -> usize {
+        match &self.network {
+            Network::Rrdb(net) => net.pixel_unshuffle,
+            Network::Compact(_) => 1,
+        }
+    }
+}
