@@ -21,7 +21,7 @@ use crate::settings::{Settings, SettingsFile};
 /// How to start an engine.
 #[derive(Debug, Clone)]
 pub struct EngineOptions {
-    /// Where settings (and later the job queue and model cache) live.
+    /// Where settings, file hashes, Kiln's own model folder (and later the job queue) live.
     pub data_dir: PathBuf,
     pub telemetry: TelemetryOptions,
     /// Sample devices in the background (off for one-shot CLI commands and some tests).
@@ -53,6 +53,8 @@ pub(crate) struct EngineState {
     pub benchmarks: Mutex<HashMap<DeviceId, BenchmarkResult>>,
     pub benchmarks_running: Mutex<HashSet<DeviceId>>,
     pub stop: Arc<AtomicBool>,
+    pub library: crate::library::ModelLibrary,
+    pub residency: crate::memory::residency::Residency,
 }
 
 impl Drop for EngineState {
@@ -92,12 +94,15 @@ impl Engine {
                 benchmarks: Mutex::new(HashMap::new()),
                 benchmarks_running: Mutex::new(HashSet::new()),
                 stop: Arc::new(AtomicBool::new(false)),
+                library: crate::library::ModelLibrary::open(&options.data_dir),
+                residency: Default::default(),
                 options,
             }),
         };
         engine.sample_now();
         if engine.state.options.background_sampling {
             sampler::spawn(Arc::downgrade(&engine.state), engine.state.stop.clone());
+            crate::library::ops::spawn_watcher(Arc::downgrade(&engine.state), engine.state.stop.clone());
         }
         tracing::info!(
             "engine started: {} devices, data in {}",

@@ -35,4 +35,6 @@ pub enum KilnEvent {
         device_id: DeviceId,
         error: ApiError,
     },
+    /// The model library or where models are loaded changed.
+    ModelsChanged,
 }

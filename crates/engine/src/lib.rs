@@ -10,6 +10,8 @@ pub mod devices;
 pub mod engine;
 pub mod error;
 pub mod events;
+pub mod library;
+pub mod memory;
 pub mod nets;
 pub mod settings;
 

@@ -15,6 +15,16 @@ use crate::error::{ApiError, ErrorCode};
 pub struct Settings {
     pub telemetry: TelemetrySettings,
     pub health: HealthThresholds,
+    pub models: ModelSettings,
+    pub memory: crate::memory::MemorySettings,
+}
+
+/// Where Kiln looks for models beyond its own folder and the bundled ones.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize, TS)]
+#[serde(default)]
+pub struct ModelSettings {
+    /// Folders the user added, canonical paths.
+    pub folders: Vec<String>,
 }
 
 /// How often devices are sampled and how much history is kept.
@@ -63,6 +73,7 @@ impl Settings {
                 t.history_rows()
             )));
         }
+        self.memory.validate()?;
         self.health.validate()
     }
 }

@@ -59,6 +59,32 @@ all: Array<string>, };
 export type AdapterLimits = { max_buffer_size: number, max_storage_buffer_binding_size: number, max_compute_workgroup_storage_size: number, max_compute_invocations_per_workgroup: number, max_compute_workgroup_size: [number, number, number], max_compute_workgroups_per_dimension: number, max_storage_buffers_per_shader_stage: number, subgroup_min_size: number, subgroup_max_size: number, };
 
 /**
+ * One allocation Kiln made on a device.
+ */
+export type Allocation = { id: number, device_id: DeviceId, 
+/**
+ * Who holds it: a model's name, or a job.
+ */
+owner: string, 
+/**
+ * The part of the owner: `network`, `unet`, `vae`...
+ */
+component: string, kind: AllocationKind, bytes: number, 
+/**
+ * Unix time, milliseconds.
+ */
+since_ms: number, 
+/**
+ * The model file, for model weights.
+ */
+path?: string, };
+
+/**
+ * What an allocation holds.
+ */
+export type AllocationKind = "weights" | "activations" | "workspace";
+
+/**
  * An operation's failure as both doors carry it.
  */
 export type ApiError = { 
@@ -88,6 +114,15 @@ backends: Array<string>,
  */
 backends_missing: Array<string>, data_dir: string, pid: number, };
 
+/**
+ * A detected architecture and the hyper-parameters read from the shapes.
+ */
+export type Architecture = { "kind": "esrgan", layout: EsrganLayout, scale: number, blocks: number, features: number, growth: number, in_channels: number, out_channels: number, 
+/**
+ * Input pixel-unshuffle factor (1 = none; 2 for x2 models, 4 for x1).
+ */
+pixel_unshuffle: number, } | { "kind": "compact", scale: number, num_conv: number, features: number, in_channels: number, out_channels: number, } | { "kind": "stable_diffusion", family: SdFamily, variant: UnetVariant, has_vae: boolean, has_text_encoder: boolean, } | { "kind": "vae", latent_channels: number, } | { "kind": "lora", style: LoraStyle, family: SdFamily | null, rank: number, modules: number, } | { "kind": "control_net", family: SdFamily | null, } | { "kind": "text_encoder", width: number, } | { "kind": "unsupported", reason: string, };
+
 export type BandwidthResult = { 
 /**
  * Bytes read plus bytes written per pass.
@@ -111,6 +146,11 @@ finished_at_ms: number, matmul: Array<MatmulResult>, bandwidth?: BandwidthResult
  */
 skipped: Array<string>, wall_seconds: number, };
 
+/**
+ * A model held in the RAM cache.
+ */
+export type CachedModel = { path: string, name: string, bytes: number, pinned: boolean, last_used_ms: number, };
+
 export type Capabilities = { device_id: DeviceId, compute_backend?: string, precisions: Array<PrecisionSupport>, features?: AdapterFeatures, limits?: AdapterLimits, memory_total_bytes?: number, };
 
 /**
@@ -125,6 +165,16 @@ core_percent: Array<number>, frequency_mhz: number,
  * 1, 5 and 15 minute load averages (not on Windows).
  */
 load_average?: [number, number, number], swap_used_bytes: number, swap_total_bytes: number, };
+
+/**
+ * Element types found in model files.
+ */
+export type DType = "f64" | "f32" | "f16" | "bf16" | "i64" | "i32" | "i16" | "i8" | "u8" | "bool";
+
+/**
+ * How many tensors of one dtype a model has.
+ */
+export type DTypeCount = { dtype: DType, tensors: number, };
 
 /**
  * A device as Kiln lists it.
@@ -182,6 +232,43 @@ export type DeviceId = string;
 export type DeviceKind = "discrete_gpu" | "integrated_gpu" | "virtual_gpu" | "software_gpu" | "cpu" | "other";
 
 export type DeviceList = { devices: Array<Device>, };
+
+/**
+ * One device's memory, as the VRAM map draws it.
+ */
+export type DeviceMemory = { device_id: DeviceId, name: string, 
+/**
+ * The device's memory, where it says (the driver for GPUs; system RAM for the CPU).
+ */
+total_bytes?: number, 
+/**
+ * Used by everyone, as the device reports it.
+ */
+used_bytes?: number, 
+/**
+ * Used by other processes: the device's figure less what Kiln's pools reserve.
+ */
+other_bytes?: number, 
+/**
+ * Model weights Kiln keeps here (the ledger).
+ */
+kiln_weights_bytes: number, 
+/**
+ * Kiln's working memory: what the pools hold in use beyond the weights.
+ */
+kiln_working_bytes: number, 
+/**
+ * cubecl's pool figures, once Kiln has run work here.
+ */
+pool?: PoolUsage, 
+/**
+ * How much Kiln may keep resident here.
+ */
+budget_bytes: number, 
+/**
+ * How the budget was set: `setting` or the default fraction it came from.
+ */
+budget_source: string, models: Array<ResidentModel>, };
 
 /**
  * Names one device.
@@ -253,6 +340,21 @@ component: string, name: string, version: string, };
 export type ErrorCode = "invalid_input" | "unknown_operation" | "not_found" | "unsupported" | "permission_denied" | "driver_error" | "compute_failed" | "out_of_memory" | "busy" | "io" | "invalid_model" | "internal" | "unauthorized" | "forbidden_host" | "forbidden_origin" | "method_not_allowed";
 
 /**
+ * The key layout of an ESRGAN-family checkpoint.
+ */
+export type EsrganLayout = "old" | "new" | "bsrgan";
+
+/**
+ * Where a model folder comes from.
+ */
+export type FolderKind = "default" | "bundled" | "user";
+
+/**
+ * A folder to add to or remove from the library.
+ */
+export type FolderRef = { path: string, };
+
+/**
  * A process holding memory or time on a device.
  */
 export type GpuProcess = { pid: number, name: string, memory_bytes?: number, 
@@ -301,7 +403,51 @@ export type HostInfo = { hostname: string, os: string, kernel: string, };
 
 export type JsonValue = number | string | boolean | Array<JsonValue> | { [key in string]: JsonValue } | null;
 
-export type KilnEvent = { "type": "telemetry", sampled_at_ms: number, statuses: Array<DeviceStatus>, health: Array<DeviceHealth>, } | { "type": "devices_changed", devices: Array<Device>, } | { "type": "settings_changed", settings: Settings, } | { "type": "benchmark_started", device_id: DeviceId, } | { "type": "benchmark_finished", result: BenchmarkResult, } | { "type": "benchmark_failed", device_id: DeviceId, error: ApiError, };
+export type KilnEvent = { "type": "telemetry", sampled_at_ms: number, statuses: Array<DeviceStatus>, health: Array<DeviceHealth>, } | { "type": "devices_changed", devices: Array<Device>, } | { "type": "settings_changed", settings: Settings, } | { "type": "benchmark_started", device_id: DeviceId, } | { "type": "benchmark_finished", result: BenchmarkResult, } | { "type": "benchmark_failed", device_id: DeviceId, error: ApiError, } | { "type": "models_changed" };
+
+export type Library = { folders: Array<ModelFolder>, models: Array<LibraryModel>, 
+/**
+ * Files still waiting for their hash.
+ */
+hashing: number, };
+
+/**
+ * One model of the library, with where it is loaded.
+ */
+export type LibraryModel = { path: string, name: string, folder: string, 
+/**
+ * What the file is; absent when it could not be read (see `error`).
+ */
+info?: ModelInfo, error?: string, 
+/**
+ * Whether Kiln can run it now (the upscalers; other architectures are listed, not run).
+ */
+runnable: boolean, 
+/**
+ * AutoV2 (first 10 hex digits of SHA-256), once hashed.
+ */
+autov2?: string, sha256?: string, in_ram: boolean, on_devices: Array<DeviceId>, last_used_ms?: number, };
+
+/**
+ * Load a model of the library onto a device.
+ */
+export type LoadModel = { path: string, device_id: DeviceId, };
+
+/**
+ * What a load did.
+ */
+export type LoadResult = { path: string, device_id: DeviceId, bytes: number, source: LoadSource, seconds: number, 
+/**
+ * Models evicted from the device to make room.
+ */
+evicted: Array<string>, };
+
+/**
+ * Where a load found the model.
+ */
+export type LoadSource = "resident" | "ram_cache" | "disk";
+
+export type LoraStyle = "kohya" | "diffusers";
 
 export type MatmulResult = { 
 /**
@@ -314,9 +460,79 @@ dtype: string,
 size: number, iterations: number, seconds: number, tflops: number, };
 
 /**
+ * Memory settings people change.
+ */
+export type MemorySettings = { 
+/**
+ * The RAM cache's budget as a share of system RAM (0.05 to 0.9).
+ */
+ram_cache_fraction: number, 
+/**
+ * Each device's default budget as a share of the memory not used by other processes
+ * (0.1 to 0.98).
+ */
+vram_budget_fraction: number, 
+/**
+ * Budgets set per device, in bytes.
+ */
+vram_budget_bytes: { [key in string]: number }, };
+
+/**
+ * Everything the Memory page shows.
+ */
+export type MemoryStatus = { devices: Array<DeviceMemory>, ram: RamCacheStatus, };
+
+/**
  * Where a reading comes from.
  */
 export type MetricSource = "nvml" | "sysfs" | "hwmon" | "fdinfo" | "dxgi" | "pdh" | "sysinfo" | "wgpu" | "cubecl";
+
+export type ModelFolder = { path: string, kind: FolderKind, exists: boolean, models: number, };
+
+/**
+ * A model's storage format.
+ */
+export type ModelFormat = "safetensors" | "pytorch" | "ncnn" | "onnx" | "diffusers";
+
+/**
+ * What Kiln knows about a model file from reading its header and tensor table.
+ */
+export type ModelInfo = { path: string, 
+/**
+ * File name without extension (the folder name for diffusers).
+ */
+name: string, format: ModelFormat, architecture: Architecture, 
+/**
+ * `ESRGAN x4 (23 blocks)`, `SDXL`, `LoRA SD1 rank 8`.
+ */
+label: string, 
+/**
+ * The output scale of an upscaler, after any resize the file asks for (the ncnn
+ * animevideov3 x2 and x3 models are the x4 network followed by a bicubic downscale).
+ */
+scale?: number, 
+/**
+ * Bytes on disk (both files of an ncnn model, every file of a diffusers folder).
+ */
+file_size: number, parameters: number, tensors: number, dtypes: Array<DTypeCount>, 
+/**
+ * The file's own metadata (safetensors `__metadata__`).
+ */
+metadata: { [key in string]: string }, };
+
+/**
+ * A model of the library, by path.
+ */
+export type ModelRef = { path: string, };
+
+/**
+ * Where Kiln looks for models beyond its own folder and the bundled ones.
+ */
+export type ModelSettings = { 
+/**
+ * Folders the user added, canonical paths.
+ */
+folders: Array<string>, };
 
 /**
  * An operation that takes no input.
@@ -332,6 +548,11 @@ export type OperationKind = "query" | "mutation";
  * The PCIe link a card is trained at, and the best it could do.
  */
 export type PcieLink = { generation?: number, width?: number, max_generation?: number, max_width?: number, };
+
+/**
+ * Keep a model in the RAM cache whatever its age (or let it go again).
+ */
+export type PinModel = { path: string, pinned: boolean, };
 
 /**
  * What Kiln's own compute pools hold on the device (cubecl's allocator).
@@ -379,6 +600,11 @@ card: string, fp32_tflops: number, fp16_tflops: number, memory_gb_per_s: number,
 source: string, };
 
 /**
+ * The RAM cache.
+ */
+export type RamCacheStatus = { budget_bytes: number, used_bytes: number, hits: number, misses: number, models: Array<CachedModel>, };
+
+/**
  * One value and its source.
  */
 export type Reading<T> = { value: T, source: MetricSource, };
@@ -402,6 +628,17 @@ export type ResetResult = { device_id: DeviceId,
  */
 had_pools: boolean, released_bytes: number, before?: PoolUsage, after?: PoolUsage, };
 
+/**
+ * A model resident on a device.
+ */
+export type ResidentModel = { path: string, name: string, bytes: number, loaded_at_ms: number, last_used_ms: number, 
+/**
+ * Held by running work: not evicted.
+ */
+in_use: boolean, };
+
+export type SdFamily = "sd1" | "sd2" | "sdxl" | "sdxl_refiner";
+
 export type Series = { metric: SeriesMetric, unit: string, values: Array<number | null>, };
 
 /**
@@ -409,12 +646,17 @@ export type Series = { metric: SeriesMetric, unit: string, values: Array<number 
  */
 export type SeriesMetric = "utilization" | "memory_used" | "temperature" | "power" | "clock_graphics" | "clock_memory" | "fan" | "pcie_tx" | "pcie_rx";
 
+/**
+ * A device's budget in bytes, or (without `bytes`) back to the default share.
+ */
+export type SetBudget = { device_id: DeviceId, bytes?: number, };
+
 export type SetPowerLimit = { device_id: DeviceId, watts: number, };
 
 /**
  * Every setting.
  */
-export type Settings = { telemetry: TelemetrySettings, health: HealthThresholds, };
+export type Settings = { telemetry: TelemetrySettings, health: HealthThresholds, models: ModelSettings, memory: MemorySettings, };
 
 /**
  * Every device at one moment, like `nvtop -s`.
@@ -449,9 +691,29 @@ history_minutes: number, };
 export type ThrottleReason = "idle" | "application_clocks" | "power_cap" | "hardware_slowdown" | "thermal_slowdown" | "power_brake" | "sync_boost" | "display_clocks";
 
 /**
+ * Move a model: onto device `to`, or (without `to`) into RAM only.
+ */
+export type TransferModel = { path: string, to?: DeviceId, };
+
+/**
  * A source that does not feed this device, and why.
  */
 export type Unavailable = { source: MetricSource, reason: string, };
+
+/**
+ * What the UNet's first convolution takes in.
+ */
+export type UnetVariant = "normal" | "inpaint" | "depth";
+
+/**
+ * Unload a model from one device, or (without `device_id`) from every device and RAM.
+ */
+export type UnloadModel = { path: string, device_id?: DeviceId, };
+
+/**
+ * What was unloaded.
+ */
+export type Unloaded = { paths: Array<string>, };
 
 /**
  * The company behind a device, from its PCI vendor id.
@@ -498,6 +760,34 @@ export type Operations = {
   "devices.reset": { kind: "mutation"; input: DeviceRef; output: ResetResult };
   /**  Finds devices again. */
   "devices.rescan": { kind: "mutation"; input: NoInput; output: DeviceList };
+  /**  Every model in Kiln's model folders, with what it is and where it is loaded. */
+  "models.list": { kind: "query"; input: NoInput; output: Library };
+  /**  What one model file is: format, architecture, scale, parameters, dtypes, metadata. */
+  "models.inspect": { kind: "query"; input: ModelRef; output: ModelInfo };
+  /**  Adds a folder to the library. */
+  "models.add_folder": { kind: "mutation"; input: FolderRef; output: Library };
+  /**  Removes a folder the user added. */
+  "models.remove_folder": { kind: "mutation"; input: FolderRef; output: Library };
+  /**  Loads a model onto a device within its budget (from the RAM cache when there). */
+  "models.load": { kind: "mutation"; input: LoadModel; output: LoadResult };
+  /**  Unloads a model from a device, or from everywhere. */
+  "models.unload": { kind: "mutation"; input: UnloadModel; output: Unloaded };
+  /**  Pins a model in the RAM cache, or lets it go. */
+  "models.pin": { kind: "mutation"; input: PinModel; output: MemoryStatus };
+  /**  The memory map: every device's memory split by owner, and the RAM cache. */
+  "memory.status": { kind: "query"; input: NoInput; output: MemoryStatus };
+  /**  One device's memory split by owner. */
+  "memory.usage": { kind: "query"; input: DeviceRef; output: DeviceMemory };
+  /**  Every allocation Kiln holds (the ledger). */
+  "memory.allocations": { kind: "query"; input: NoInput; output: Array<Allocation> };
+  /**  Unloads every model no running work holds from a device. */
+  "memory.clear": { kind: "mutation"; input: DeviceRef; output: Unloaded };
+  /**  Releases the pool memory Kiln reserves but does not use. */
+  "memory.cleanup": { kind: "mutation"; input: DeviceRef; output: DeviceMemory };
+  /**  Moves a model to another device, or to RAM only. */
+  "memory.transfer": { kind: "mutation"; input: TransferModel; output: MemoryStatus };
+  /**  Sets a device's budget, or returns it to the default share. */
+  "memory.set_budget": { kind: "mutation"; input: SetBudget; output: DeviceMemory };
 };
 
 /** The kind of each operation, for the HTTP client to pick GET or POST. */
@@ -519,4 +809,18 @@ export const OPERATION_KINDS: { [K in keyof Operations]: Operations[K]["kind"] }
   "devices.benchmark": "mutation",
   "devices.reset": "mutation",
   "devices.rescan": "mutation",
+  "models.list": "query",
+  "models.inspect": "query",
+  "models.add_folder": "mutation",
+  "models.remove_folder": "mutation",
+  "models.load": "mutation",
+  "models.unload": "mutation",
+  "models.pin": "mutation",
+  "memory.status": "query",
+  "memory.usage": "query",
+  "memory.allocations": "query",
+  "memory.clear": "mutation",
+  "memory.cleanup": "mutation",
+  "memory.transfer": "mutation",
+  "memory.set_budget": "mutation",
 };

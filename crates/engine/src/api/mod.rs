@@ -14,7 +14,13 @@ use crate::compute::benchmark::BenchmarkResult;
 use crate::devices::*;
 use crate::engine::Engine;
 use crate::error::{ApiError, ErrorCode};
+use crate::library::Library;
+use crate::library::ops::{FolderRef, ModelRef};
+use crate::memory::ops::{LoadModel, PinModel, SetBudget, TransferModel, UnloadModel, Unloaded};
+use crate::memory::residency::LoadResult;
+use crate::memory::{Allocation, DeviceMemory, MemoryStatus};
 use crate::settings::Settings;
+use kiln_models::ModelInfo;
 
 /// Whether an operation may change state.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, TS)]
@@ -108,6 +114,34 @@ operations! {
     Mutation "devices.reset" => devices_reset(DeviceRef) -> ResetResult;
     /// Finds devices again.
     Mutation "devices.rescan" => devices_rescan(NoInput) -> DeviceList;
+    /// Every model in Kiln's model folders, with what it is and where it is loaded.
+    Query "models.list" => models_list(NoInput) -> Library;
+    /// What one model file is: format, architecture, scale, parameters, dtypes, metadata.
+    Query "models.inspect" => models_inspect(ModelRef) -> ModelInfo;
+    /// Adds a folder to the library.
+    Mutation "models.add_folder" => models_add_folder(FolderRef) -> Library;
+    /// Removes a folder the user added.
+    Mutation "models.remove_folder" => models_remove_folder(FolderRef) -> Library;
+    /// Loads a model onto a device within its budget (from the RAM cache when there).
+    Mutation "models.load" => models_load(LoadModel) -> LoadResult;
+    /// Unloads a model from a device, or from everywhere.
+    Mutation "models.unload" => models_unload(UnloadModel) -> Unloaded;
+    /// Pins a model in the RAM cache, or lets it go.
+    Mutation "models.pin" => models_pin(PinModel) -> MemoryStatus;
+    /// The memory map: every device's memory split by owner, and the RAM cache.
+    Query "memory.status" => memory_status(NoInput) -> MemoryStatus;
+    /// One device's memory split by owner.
+    Query "memory.usage" => memory_usage(DeviceRef) -> DeviceMemory;
+    /// Every allocation Kiln holds (the ledger).
+    Query "memory.allocations" => memory_allocations(NoInput) -> Vec<Allocation>;
+    /// Unloads every model no running work holds from a device.
+    Mutation "memory.clear" => memory_clear(DeviceRef) -> Unloaded;
+    /// Releases the pool memory Kiln reserves but does not use.
+    Mutation "memory.cleanup" => memory_cleanup(DeviceRef) -> DeviceMemory;
+    /// Moves a model to another device, or to RAM only.
+    Mutation "memory.transfer" => memory_transfer(TransferModel) -> MemoryStatus;
+    /// Sets a device's budget, or returns it to the default share.
+    Mutation "memory.set_budget" => memory_set_budget(SetBudget) -> DeviceMemory;
 }
 
 /// What this Kiln is.

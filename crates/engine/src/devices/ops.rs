@@ -183,11 +183,15 @@ impl Engine {
         Ok(self.state.compute.open(id, target))
     }
 
-    fn bound(&self, id: &DeviceId) -> Result<BoundDevice, ApiError> {
+    pub(crate) fn bound(&self, id: &DeviceId) -> Result<BoundDevice, ApiError> {
         self.devices().iter().find(|d| &d.device.id == id).cloned().ok_or_else(|| {
             ApiError::new(ErrorCode::NotFound, format!("no device {id}"))
                 .with_details(serde_json::json!({ "device_id": id }))
         })
+    }
+
+    pub(crate) fn latest_status(&self, id: &DeviceId) -> Option<DeviceStatus> {
+        self.latest(id).0
     }
 
     fn latest(&self, id: &DeviceId) -> (Option<DeviceStatus>, Option<DeviceHealth>) {

@@ -2,6 +2,7 @@
 
 mod api;
 mod machines;
+mod memory;
 mod upscalers;
 mod wgpu_devices;
 
