@@ -6,6 +6,8 @@ import { useStore, type State } from "./api/store";
 import { call } from "./api/client";
 import { DevicesPage } from "./pages/devices";
 import { SettingsPage } from "./pages/settings";
+import { ModelsPage } from "./pages/models";
+import { MemoryPage } from "./pages/memory";
 import { NotBuiltPage } from "./pages/not-built";
 import { bytes, fixed } from "./components/format";
 
@@ -105,7 +107,9 @@ export function App() {
       <main class="main">
         {page === "devices" && <DevicesPage />}
         {page === "settings" && <SettingsPage />}
-        {page !== "devices" && page !== "settings" && <NotBuiltPage page={PAGES.find((p) => p.id === page)!.label} />}
+        {page === "models" && <ModelsPage />}
+        {page === "memory" && <MemoryPage />}
+        {!["devices", "settings", "models", "memory"].includes(page) && <NotBuiltPage page={PAGES.find((p) => p.id === page)!.label} />}
       </main>
       <StatusStrip />
       {palette && <Palette onClose={() => setPalette(false)} />}

@@ -1,0 +1,67 @@
+//! Loading a model onto the first GPU that computes: time from disk (RAM cache cold) and from
+//! the RAM cache (warm), and Kiln's ledger against the device's own used-memory delta (NVML on
+//! NVIDIA). Run with
+//!   cargo bench -p kiln-engine --bench model_load -- MODEL_FILE
+//! (the file's folder is added to the library of a fresh data folder). Prints JSON.
+
+use std::path::PathBuf;
+
+use kiln_engine::{Engine, EngineOptions, dispatch};
+use serde_json::{Value, json};
+
+fn used(engine: &Engine, id: &str) -> Option<u64> {
+    engine.sample_now();
+    let rt = tokio::runtime::Runtime::new().ok()?;
+    let status = rt.block_on(dispatch(engine, "devices.status", json!({ "device_id": id }))).ok()?;
+    status["memory_used_bytes"]["value"].as_u64()
+}
+
+fn main() {
+    let model = std::env::args().skip(1).find(|a| !a.starts_with("--")).map(PathBuf::from).unwrap_or_else(|| {
+        eprintln!("usage: model_load MODEL_FILE");
+        std::process::exit(2)
+    });
+    let model = model.canonicalize().expect("the model file exists");
+    let data = std::env::temp_dir().join(format!("kiln-bench-{}", std::process::id()));
+    let mut options = EngineOptions::standard();
+    options.data_dir = data.clone();
+    options.background_sampling = false;
+    let engine = Engine::start(options).expect("the engine starts");
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let call = |op: &str, input: Value| rt.block_on(dispatch(&engine, op, input)).unwrap_or_else(|e| panic!("{op}: {e:?}"));
+
+    let devices = call("devices.list", Value::Null);
+    let gpu = devices["devices"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|d| matches!(d["kind"].as_str(), Some("discrete_gpu" | "integrated_gpu")) && d["compute_backend"].is_string())
+        .or_else(|| devices["devices"].as_array().unwrap().iter().find(|d| d["compute_backend"].is_string()))
+        .expect("a device that computes");
+    let id = gpu["id"].as_str().unwrap().to_owned();
+    call("models.add_folder", json!({ "path": model.parent().unwrap() }));
+    // Open the device and its pools first, so the delta counts the model, not the context.
+    call("devices.benchmark", json!({ "device_id": id }));
+    std::thread::sleep(std::time::Duration::from_secs(1));
+    call("memory.cleanup", json!({ "device_id": id }));
+
+    let mut runs = Vec::new();
+    for round in ["cold", "warm"] {
+        let before = used(&engine, &id);
+        let loaded = call("models.load", json!({ "path": model, "device_id": id }));
+        let after = used(&engine, &id);
+        let memory = call("memory.usage", json!({ "device_id": id }));
+        runs.push(json!({
+            "round": round,
+            "source": loaded["source"],
+            "seconds": loaded["seconds"],
+            "ledger_bytes": loaded["bytes"],
+            "device_used_delta_bytes": before.zip(after).map(|(b, a)| a as i64 - b as i64),
+            "pool": memory["pool"],
+        }));
+        call("models.unload", json!({ "path": model, "device_id": id }));
+    }
+    let result = json!({ "device": gpu["name"], "backend": gpu["compute_backend"], "model": model, "runs": runs });
+    println!("{}", serde_json::to_string_pretty(&result).unwrap());
+    let _ = std::fs::remove_dir_all(data);
+}

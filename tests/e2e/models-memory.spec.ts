@@ -1,0 +1,50 @@
+// The Models and Memory pages in a real browser against `kiln serve`: the bundled model is in
+// the library with its architecture and hash; loading it onto the software GPU puts it in that
+// device's memory map and the ledger; unloading takes it out again. Screenshots are kept
+// (test-results/e2e/models.png, memory.png).
+import { expect, test } from "@playwright/test";
+
+const url = () => process.env.KILN_URL!;
+const MODEL = "realesr-animevideov3-x4";
+
+test("a loaded model appears in the VRAM map and disappears after unload", async ({ page }) => {
+  await page.goto(url());
+  await page.keyboard.press("Control+3");
+  await expect(page.getByRole("heading", { name: "Models" })).toBeVisible();
+  const row = page.locator(`tr[data-model="${MODEL}"]`);
+  await expect(row).toContainText("Compact x4 (16 convs)");
+  await expect(row.locator(".model-state")).toHaveText("disk");
+  // The AutoV2 hash is computed in the background.
+  await expect(row.locator("td.mono")).toHaveText(/^[0-9a-f]{10}$/, { timeout: 20_000 });
+
+  // Load onto the software GPU (the machine's only GPU without a driver).
+  const select = page.getByLabel("Device to load onto");
+  const lavapipe = await select.locator("option", { hasText: "llvmpipe" }).first().getAttribute("value");
+  await select.selectOption(lavapipe!);
+  await row.getByRole("button", { name: "Load" }).click();
+  await expect(row.locator(".model-state")).toContainText("VRAM", { timeout: 60_000 });
+  await row.getByRole("button", { name: MODEL }).click();
+  await expect(page.getByRole("complementary", { name: `Details of ${MODEL}` })).toContainText("621,424");
+  await page.screenshot({ path: `${test.info().project.outputDir}/models.png` });
+  await page.getByRole("button", { name: "Close details" }).click();
+
+  await page.keyboard.press("Control+2");
+  await expect(page.getByRole("heading", { name: "Memory" })).toBeVisible();
+  const card = page.locator(`article.memory-card[data-device="${lavapipe}"]`);
+  const segment = card.locator(`[data-segment^="model:"][data-segment$="${MODEL}.param"]`);
+  await expect(segment).toHaveCount(1);
+  await expect(card.locator(".vram-legend")).toContainText(MODEL);
+  await expect(card.locator(".vram-legend")).toContainText("2 MiB");
+  await expect(page.locator("table.ledger")).toContainText("weights");
+  await expect(page.locator('article.memory-card[data-device="ram-cache"]')).toContainText(MODEL);
+  await page.screenshot({ path: `${test.info().project.outputDir}/memory.png` });
+
+  // Unload from the Models page; the map drops it.
+  await page.keyboard.press("Control+3");
+  await row.getByRole("button", { name: "Unload" }).click();
+  await expect(row.locator(".model-state")).toHaveText("RAM");
+  await page.keyboard.press("Control+2");
+  await expect(card.locator(".vram-legend")).toBeVisible();
+  await expect(segment).toHaveCount(0);
+  await expect(page.locator("table.ledger")).toContainText("Kiln holds no memory");
+});
