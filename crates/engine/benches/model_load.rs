@@ -2,7 +2,8 @@
 //! the RAM cache (warm), and Kiln's ledger against the device's own used-memory delta (NVML on
 //! NVIDIA). Run with
 //!   cargo bench -p kiln-engine --bench model_load -- MODEL_FILE
-//! (the file's folder is added to the library of a fresh data folder). Prints JSON.
+//! (the file's folder is added to the library of a fresh data folder; without a file, the
+//! bundled model). Prints JSON.
 
 use std::path::PathBuf;
 
@@ -17,9 +18,11 @@ fn used(engine: &Engine, id: &str) -> Option<u64> {
 }
 
 fn main() {
-    let model = std::env::args().skip(1).find(|a| !a.starts_with("--")).map(PathBuf::from).unwrap_or_else(|| {
-        eprintln!("usage: model_load MODEL_FILE");
-        std::process::exit(2)
+    // `cargo test` runs this too, with test filters for arguments: then it loads the bundled
+    // model, as a smoke test of the same path.
+    let model = std::env::args().skip(1).map(PathBuf::from).find(|a| a.is_file()).unwrap_or_else(|| {
+        PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+            .join("../../assets/models/realesr-animevideov3-x4/realesr-animevideov3-x4.param")
     });
     let model = model.canonicalize().expect("the model file exists");
     let data = std::env::temp_dir().join(format!("kiln-bench-{}", std::process::id()));
@@ -28,14 +31,17 @@ fn main() {
     options.background_sampling = false;
     let engine = Engine::start(options).expect("the engine starts");
     let rt = tokio::runtime::Runtime::new().unwrap();
-    let call = |op: &str, input: Value| rt.block_on(dispatch(&engine, op, input)).unwrap_or_else(|e| panic!("{op}: {e:?}"));
+    let call =
+        |op: &str, input: Value| rt.block_on(dispatch(&engine, op, input)).unwrap_or_else(|e| panic!("{op}: {e:?}"));
 
     let devices = call("devices.list", Value::Null);
     let gpu = devices["devices"]
         .as_array()
         .unwrap()
         .iter()
-        .find(|d| matches!(d["kind"].as_str(), Some("discrete_gpu" | "integrated_gpu")) && d["compute_backend"].is_string())
+        .find(|d| {
+            matches!(d["kind"].as_str(), Some("discrete_gpu" | "integrated_gpu")) && d["compute_backend"].is_string()
+        })
         .or_else(|| devices["devices"].as_array().unwrap().iter().find(|d| d["compute_backend"].is_string()))
         .expect("a device that computes");
     let id = gpu["id"].as_str().unwrap().to_owned();

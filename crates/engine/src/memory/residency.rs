@@ -18,7 +18,7 @@ use crate::devices::DeviceId;
 use crate::devices::sampler::unix_ms;
 use crate::error::{ApiError, ErrorCode};
 use crate::nets::weights::HostWeights;
-use crate::nets::{Upscaler, UpscalerError};
+use crate::nets::{Precision, Upscaler, UpscalerError};
 
 /// Where a load found the model.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, TS)]
@@ -182,7 +182,7 @@ impl Residency {
         // memory once: release everything evictable and the pools' reserve, then try again.
         let upload = || {
             guarded(|| {
-                let upscaler = Upscaler::build(&weights, device)?;
+                let upscaler = Upscaler::build(&weights, device, Precision::F32)?;
                 device.sync().map_err(|e| UpscalerError::Model(format!("the device failed: {e:?}")))?;
                 Ok::<_, UpscalerError>(upscaler)
             })

@@ -8,4 +8,4 @@ pub mod rrdbnet;
 pub mod upscaler;
 pub mod weights;
 
-pub use upscaler::{Upscaler, UpscalerError};
+pub use upscaler::{Precision, Upscaler, UpscalerError};

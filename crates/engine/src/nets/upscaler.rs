@@ -3,8 +3,10 @@
 
 use std::path::Path;
 
-use burn::tensor::{Device, Tensor};
+use burn::tensor::{Device, FloatDType, Tensor};
 use kiln_models::detect::Architecture;
+use serde::{Deserialize, Serialize};
+use ts_rs::TS;
 
 use super::compact::CompactNet;
 use super::rrdbnet::RrdbNet;
@@ -40,6 +42,32 @@ impl From<UpscalerError> for ApiError {
     }
 }
 
+/// The dtype weights and activations are kept in on the device.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, TS)]
+#[serde(rename_all = "snake_case")]
+pub enum Precision {
+    #[default]
+    F32,
+    /// Half the memory and, where the device has fast f16, several times the speed.
+    F16,
+}
+
+impl Precision {
+    fn dtype(self) -> FloatDType {
+        match self {
+            Self::F32 => FloatDType::F32,
+            Self::F16 => FloatDType::F16,
+        }
+    }
+
+    pub fn bytes(self) -> u64 {
+        match self {
+            Self::F32 => 4,
+            Self::F16 => 2,
+        }
+    }
+}
+
 #[derive(Debug, Clone)]
 pub enum Network {
     Rrdb(RrdbNet),
@@ -55,17 +83,18 @@ pub struct Upscaler {
     pub net_scale: usize,
     /// A resize the file asks for after the network (ncnn animevideov3 x2/x3: 0.5, 0.75).
     pub final_resize: Option<f32>,
+    pub precision: Precision,
 }
 
 impl Upscaler {
     /// Reads, identifies and loads an upscaler onto `device` in f32.
     pub fn load(path: &Path, device: &Device) -> Result<Self, UpscalerError> {
-        Self::build(&HostWeights::read(path)?, device)
+        Self::build(&HostWeights::read(path)?, device, Precision::F32)
     }
 
     /// Uploads host weights to `device` as the network their architecture names.
-    pub fn build(weights: &HostWeights, device: &Device) -> Result<Self, UpscalerError> {
-        let reader = WeightReader::new(weights, device);
+    pub fn build(weights: &HostWeights, device: &Device, precision: Precision) -> Result<Self, UpscalerError> {
+        let reader = WeightReader::new(weights, device, precision.dtype());
         let architecture = weights.architecture.clone();
         let network = match architecture {
             Architecture::Esrgan {
@@ -106,18 +135,20 @@ impl Upscaler {
             Network::Rrdb(net) => net.scale(),
             Network::Compact(net) => net.scale,
         };
-        Ok(Self { network, architecture, net_scale, final_resize: weights.final_resize })
+        Ok(Self { network, architecture, net_scale, final_resize: weights.final_resize, precision })
     }
 
-    /// Runs the network on RGB in [0, 1].
+    /// Runs the network on RGB in [0, 1], in the network's precision; the output is f32.
     ///
     /// # Shapes
     /// `[n, 3, h, w]` -> `[n, 3, h·net_scale, w·net_scale]`
     pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
-        match &self.network {
+        let x = x.cast(self.precision.dtype());
+        let out = match &self.network {
             Network::Rrdb(net) => net.forward(x),
             Network::Compact(net) => net.forward(x),
-        }
+        };
+        out.cast(FloatDType::F32)
     }
 
     /// How many input pixels a tile's sides must be a multiple of (pixel-unshuffle).

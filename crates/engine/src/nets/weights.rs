@@ -8,7 +8,7 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use burn::tensor::{Device, Tensor, TensorData};
+use burn::tensor::{Device, FloatDType, Tensor, TensorData};
 use kiln_models::detect::{Architecture, EsrganLayout};
 use kiln_models::mapped::MappedFile;
 use kiln_models::tensors::DType;
@@ -80,11 +80,13 @@ impl HostWeights {
 pub struct WeightReader<'a> {
     weights: &'a HostWeights,
     device: &'a Device,
+    /// The dtype the tensors are stored in on the device.
+    dtype: FloatDType,
 }
 
 impl<'a> WeightReader<'a> {
-    pub fn new(weights: &'a HostWeights, device: &'a Device) -> Self {
-        Self { weights, device }
+    pub fn new(weights: &'a HostWeights, device: &'a Device, dtype: FloatDType) -> Self {
+        Self { weights, device, dtype }
     }
 
     /// The tensor's values as f32, in row-major order.
@@ -101,11 +103,11 @@ impl<'a> WeightReader<'a> {
     }
 
     pub fn tensor4(&self, name: &str, shape: [usize; 4]) -> Result<Tensor<4>, UpscalerError> {
-        Ok(Tensor::from_data(TensorData::new(self.values(name, &shape)?, shape), self.device))
+        Ok(Tensor::<4>::from_data(TensorData::new(self.values(name, &shape)?, shape), self.device).cast(self.dtype))
     }
 
     pub fn tensor1(&self, name: &str, len: usize) -> Result<Tensor<1>, UpscalerError> {
-        Ok(Tensor::from_data(TensorData::new(self.values(name, &[len])?, [len]), self.device))
+        Ok(Tensor::<1>::from_data(TensorData::new(self.values(name, &[len])?, [len]), self.device).cast(self.dtype))
     }
 
     /// A 3×3 conv `prefix.weight` / `prefix.bias` of `inputs` -> `outputs` channels.
