@@ -2,27 +2,10 @@
 //! is found, loads onto the software GPU once, appears in the ledger and the pools, and
 //! unloading gives the memory back.
 
-use kiln_engine::{Engine, EngineOptions, dispatch};
+use kiln_engine::dispatch;
 use serde_json::{Value, json};
 
-fn engine(data: &std::path::Path) -> Engine {
-    let mut options = EngineOptions::standard();
-    options.data_dir = data.to_path_buf();
-    options.background_sampling = false;
-    Engine::start(options).unwrap()
-}
-
-fn software_gpu(engine_list: &Value) -> String {
-    engine_list["devices"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|d| d["kind"] == json!("software_gpu") && d["compute_backend"].is_string())
-        .expect("a software GPU that computes (Mesa's lavapipe)")["id"]
-        .as_str()
-        .unwrap()
-        .to_owned()
-}
+use crate::{real_engine, software_gpu_id};
 
 fn device<'a>(status: &'a Value, id: &str) -> &'a Value {
     status["devices"].as_array().unwrap().iter().find(|d| d["device_id"] == json!(id)).unwrap()
@@ -31,8 +14,8 @@ fn device<'a>(status: &'a Value, id: &str) -> &'a Value {
 #[tokio::test]
 async fn the_bundled_model_loads_once_shows_in_the_map_and_unloads() {
     let data = kiln_testdir::TempDir::new();
-    let engine = engine(data.path());
-    let id = software_gpu(&dispatch(&engine, "devices.list", Value::Null).await.unwrap());
+    let engine = real_engine(data.path());
+    let id = software_gpu_id(&dispatch(&engine, "devices.list", Value::Null).await.unwrap());
 
     let library = dispatch(&engine, "models.list", Value::Null).await.unwrap();
     assert!(library["folders"].as_array().unwrap().iter().any(|f| f["kind"] == json!("bundled")));
@@ -88,8 +71,8 @@ async fn the_bundled_model_loads_once_shows_in_the_map_and_unloads() {
 #[tokio::test]
 async fn paths_outside_the_library_and_budgets_are_refused() {
     let data = kiln_testdir::TempDir::new();
-    let engine = engine(data.path());
-    let id = software_gpu(&dispatch(&engine, "devices.list", Value::Null).await.unwrap());
+    let engine = real_engine(data.path());
+    let id = software_gpu_id(&dispatch(&engine, "devices.list", Value::Null).await.unwrap());
     // A real model file that is not in any model folder.
     let outside = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/upscalers/compact_x4.pth");
     let error = dispatch(&engine, "models.load", json!({ "path": outside, "device_id": id })).await.unwrap_err();

@@ -15,8 +15,10 @@ use kiln_engine::devices::DeviceId;
 use kiln_engine::models::mapped::MappedFile;
 use kiln_engine::models::tensors::DType;
 use kiln_engine::nets::Upscaler;
-use kiln_engine::{Engine, EngineOptions, dispatch};
-use serde_json::{Value, json};
+use kiln_engine::{Engine, dispatch};
+use serde_json::Value;
+
+use crate::{real_engine, software_gpu_id};
 
 /// Random-weight networks: their outputs sit near ±0.1, so f32 agreement is checked far below
 /// the 1/255 an 8-bit image could show.
@@ -64,22 +66,10 @@ fn to_u8(values: &[f32]) -> Vec<u8> {
 /// Vulkan adapter cannot run burn's kernels).
 fn software_gpu() -> (Engine, Device, kiln_testdir::TempDir) {
     let data = kiln_testdir::TempDir::new();
-    let mut options = EngineOptions::standard();
-    options.data_dir = data.path().to_path_buf();
-    options.background_sampling = false;
-    let engine = Engine::start(options).unwrap();
+    let engine = real_engine(data.path());
     let list =
         tokio::runtime::Runtime::new().unwrap().block_on(dispatch(&engine, "devices.list", Value::Null)).unwrap();
-    let id = list["devices"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|d| d["kind"] == json!("software_gpu") && d["compute_backend"].is_string())
-        .expect("no software GPU that computes: install Mesa's lavapipe (Debian: mesa-vulkan-drivers)")["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    let device = engine.compute_device(&DeviceId(id)).unwrap();
+    let device = engine.compute_device(&DeviceId(software_gpu_id(&list))).unwrap();
     (engine, device, data)
 }
 

@@ -3,15 +3,10 @@
 //! pools afterwards reports real figures.
 
 use kiln_engine::devices::{DeviceKind, GraphicsBackend};
-use kiln_engine::{Engine, EngineOptions, dispatch};
+use kiln_engine::dispatch;
 use serde_json::{Value, json};
 
-fn real_engine(data: &std::path::Path) -> Engine {
-    let mut options = EngineOptions::standard();
-    options.data_dir = data.to_path_buf();
-    options.background_sampling = false;
-    Engine::start(options).unwrap()
-}
+use crate::real_engine;
 
 fn lavapipe_id(engine_list: &Value) -> String {
     let devices = engine_list["devices"].as_array().unwrap();
