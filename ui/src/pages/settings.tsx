@@ -1,4 +1,5 @@
-// Settings: how often devices are sampled, how much history is kept, and the health thresholds.
+// Settings: how often devices are sampled, how much history is kept, memory budgets, and the
+// health thresholds. Budgets set per device live on the Memory page.
 
 import { useEffect, useState } from "preact/hooks";
 import type { HealthThresholds, Settings } from "../generated/kiln";
@@ -95,6 +96,31 @@ export function SettingsPage() {
               onInput={(e) => setDraft({ ...draft, telemetry: { ...draft.telemetry, history_minutes: number((e.target as HTMLInputElement).value) } })}
             />
             <span class="unit">min</span>
+          </label>
+        </fieldset>
+        <fieldset>
+          <legend>Memory</legend>
+          <label>
+            <span>RAM cache</span>
+            <input
+              type="number"
+              min={5}
+              max={90}
+              value={Math.round(draft.memory.ram_cache_fraction * 100)}
+              onInput={(e) => setDraft({ ...draft, memory: { ...draft.memory, ram_cache_fraction: number((e.target as HTMLInputElement).value) / 100 } })}
+            />
+            <span class="unit">% of RAM</span>
+          </label>
+          <label>
+            <span>Device budget</span>
+            <input
+              type="number"
+              min={10}
+              max={98}
+              value={Math.round(draft.memory.vram_budget_fraction * 100)}
+              onInput={(e) => setDraft({ ...draft, memory: { ...draft.memory, vram_budget_fraction: number((e.target as HTMLInputElement).value) / 100 } })}
+            />
+            <span class="unit">% of what others leave</span>
           </label>
         </fieldset>
         <fieldset>
