@@ -1,5 +1,5 @@
 //! The library's operations: list, inspect, add and remove folders, and the watcher that
-//! rescans and hashes in the background.
+//! rescans on change notices (and periodically) and hashes in the background.
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -169,26 +169,78 @@ pub fn runnable(info: &ModelInfo) -> bool {
     matches!(info.architecture, kiln_models::Architecture::Esrgan { .. } | kiln_models::Architecture::Compact { .. })
 }
 
-/// Rescans every two seconds and hashes new files, telling subscribers when anything changed.
+/// How long the watcher waits for a change notice before rescanning anyway (folders on network
+/// filesystems, and platforms without change notices, are caught by this).
+const RESCAN_EVERY: Duration = Duration::from_secs(10);
+/// Notices arriving this close together are one change (a copy writes many times).
+const SETTLE: Duration = Duration::from_millis(300);
+
+/// Watches the model folders (inotify, FSEvents, ReadDirectoryChangesW through `notify`):
+/// rescans when they change, and every ten seconds regardless; hashes new files; tells
+/// subscribers when anything changed.
 pub(crate) fn spawn_watcher(state: Weak<EngineState>, stop: Arc<AtomicBool>) {
     std::thread::Builder::new()
         .name("kiln-models".into())
         .spawn(move || {
+            let (tx, rx) = std::sync::mpsc::channel();
+            let mut watcher = notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
+                if event.is_ok_and(|e| !e.kind.is_access()) {
+                    let _ = tx.send(());
+                }
+            })
+            .inspect_err(|e| tracing::warn!("model folders are not watched for changes ({e}); rescanning every 10 s"))
+            .ok();
+            let mut watched: Vec<PathBuf> = Vec::new();
             while !stop.load(Ordering::Relaxed) {
                 let Some(state) = state.upgrade() else { return };
                 let engine = Engine { state };
-                let mut changed = engine.rescan_models();
-                if changed {
+                if let Some(watcher) = watcher.as_mut() {
+                    watch_folders(watcher, &mut watched, &engine);
+                }
+                if engine.rescan_models() {
                     engine.emit(KilnEvent::ModelsChanged);
                 }
                 let stopping = || stop.load(Ordering::Relaxed);
-                changed = engine.state.library.hash_pending(&stopping) > 0;
-                if changed {
+                if engine.state.library.hash_pending(&stopping) > 0 {
                     engine.emit(KilnEvent::ModelsChanged);
                 }
                 drop(engine);
-                std::thread::sleep(Duration::from_secs(2));
+                // Wake on a change notice (then let a burst settle), or after the period; check
+                // the stop flag every second.
+                let mut waited = Duration::ZERO;
+                while waited < RESCAN_EVERY && !stop.load(Ordering::Relaxed) {
+                    match rx.recv_timeout(Duration::from_secs(1)) {
+                        Ok(()) => {
+                            std::thread::sleep(SETTLE);
+                            while rx.try_recv().is_ok() {}
+                            break;
+                        }
+                        Err(std::sync::mpsc::RecvTimeoutError::Timeout) => waited += Duration::from_secs(1),
+                        Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => {
+                            std::thread::sleep(Duration::from_secs(1));
+                            waited += Duration::from_secs(1);
+                        }
+                    }
+                }
             }
         })
         .expect("a thread can be spawned");
+}
+
+/// Keeps the watcher on exactly the library's folders (the user may add or remove some).
+fn watch_folders(watcher: &mut notify::RecommendedWatcher, watched: &mut Vec<PathBuf>, engine: &Engine) {
+    use notify::Watcher;
+    let folders: Vec<PathBuf> = engine.model_folders().into_iter().map(|(p, _)| p).collect();
+    for gone in watched.iter().filter(|w| !folders.contains(w)) {
+        let _ = watcher.unwatch(gone);
+    }
+    watched.retain(|w| folders.contains(w));
+    for folder in folders {
+        if !watched.contains(&folder) && folder.is_dir() {
+            match watcher.watch(&folder, notify::RecursiveMode::Recursive) {
+                Ok(()) => watched.push(folder),
+                Err(e) => tracing::warn!("cannot watch {}: {e}; it is rescanned every 10 s", folder.display()),
+            }
+        }
+    }
 }

@@ -93,3 +93,30 @@ async fn paths_outside_the_library_and_budgets_are_refused() {
     let library = dispatch(&engine, "models.list", Value::Null).await.unwrap();
     assert!(library["models"].as_array().unwrap().iter().any(|m| m["name"] == json!("rrdb_old_x4")));
 }
+
+#[tokio::test]
+async fn a_model_copied_into_a_folder_appears_by_itself() {
+    let data = kiln_testdir::TempDir::new();
+    let mut options = kiln_engine::EngineOptions::standard();
+    options.data_dir = data.path().to_path_buf();
+    let engine = kiln_engine::Engine::start(options).unwrap();
+    let mut events = engine.subscribe();
+    // The watcher's first scan finds the bundled model; then a model arrives in Kiln's folder.
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    let source = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/upscalers/compact_x4.pth");
+    std::fs::copy(&source, data.path().join("models/arrived.pth")).unwrap();
+    // A change notice, not the 10-second rescan, brings it in.
+    let found = tokio::time::timeout(std::time::Duration::from_secs(8), async {
+        loop {
+            if let Ok(kiln_engine::events::KilnEvent::ModelsChanged) = events.recv().await {
+                let library = dispatch(&engine, "models.list", Value::Null).await.unwrap();
+                if library["models"].as_array().unwrap().iter().any(|m| m["name"] == json!("arrived")) {
+                    return;
+                }
+            }
+        }
+    })
+    .await;
+    assert!(found.is_ok(), "the new model was not noticed within 8 s");
+    engine.shutdown();
+}
