@@ -13,6 +13,11 @@ test("a loaded model appears in the VRAM map and disappears after unload", async
   await expect(page.getByRole("heading", { name: "Models" })).toBeVisible();
   const row = page.locator(`tr[data-model="${MODEL}"]`);
   await expect(row).toContainText("Compact x4 (16 convs)");
+  // The kind filters keep it under Upscalers and not under LoRA.
+  await page.getByRole("button", { name: /^LoRA/ }).click();
+  await expect(row).toHaveCount(0);
+  await page.getByRole("button", { name: /^Upscalers/ }).click();
+  await expect(row).toBeVisible();
   await expect(row.locator(".model-state")).toHaveText("disk");
   // The AutoV2 hash is computed in the background.
   await expect(row.locator("td.mono")).toHaveText(/^[0-9a-f]{10}$/, { timeout: 20_000 });
@@ -37,6 +42,9 @@ test("a loaded model appears in the VRAM map and disappears after unload", async
   await expect(card.locator(".vram-legend")).toContainText("2 MiB");
   await expect(page.locator("table.ledger")).toContainText("weights");
   await expect(page.locator('article.memory-card[data-device="ram-cache"]')).toContainText(MODEL);
+  // Clicking the model's segment offers to unload or move it.
+  await segment.click();
+  await expect(card.getByRole("group", { name: `Actions for ${MODEL}` })).toContainText("Keep in RAM only");
   await page.screenshot({ path: `${test.info().project.outputDir}/memory.png` });
 
   // Unload from the Models page; the map drops it.

@@ -1,5 +1,5 @@
-//! The engine value both doors hold: settings, devices, live telemetry, compute devices and the
-//! event bus. Cheap to clone (one `Arc`); every operation is a method on it (see `api`).
+//! The engine value both doors hold: settings, devices, live telemetry, compute devices, the
+//! model library, loaded models and the event bus. Cheap to clone (one `Arc`); every operation is a method on it (see `api`).
 
 use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;

