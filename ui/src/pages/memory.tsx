@@ -232,6 +232,17 @@ export function MemoryPage() {
 
 function BudgetForm({ device, onDone, onError }: { device: DeviceMemory; onDone: () => void; onError: (e: KilnError) => void }) {
   const [mib, setMib] = useState("");
+  // What the engine would evict for this budget: least recently used first, never models in use.
+  const wanted = Number(mib) * 1048576;
+  const evicts: string[] = [];
+  if (wanted > 0) {
+    let kept = device.models.reduce((sum, m) => sum + m.bytes, 0);
+    for (const m of [...device.models].filter((m) => !m.in_use).sort((x, y) => x.last_used_ms - y.last_used_ms)) {
+      if (kept <= wanted) break;
+      evicts.push(m.name);
+      kept -= m.bytes;
+    }
+  }
   const set = (bytes?: number) =>
     call("memory.set_budget", bytes == null ? { device_id: device.device_id } : { device_id: device.device_id, bytes }).then(onDone, (e) => onError(KilnError.from(e)));
   return (
@@ -252,6 +263,7 @@ function BudgetForm({ device, onDone, onError }: { device: DeviceMemory; onDone:
       <button type="button" class="button button-quiet small" onClick={() => void set()}>
         Default
       </button>
+      {evicts.length > 0 && <span class="muted budget-effect">Setting this unloads {evicts.join(", ")}</span>}
     </form>
   );
 }

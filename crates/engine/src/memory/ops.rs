@@ -37,7 +37,8 @@ pub struct TransferModel {
     pub to: Option<DeviceId>,
 }
 
-/// A device's budget in bytes, or (without `bytes`) back to the default share.
+/// A device's budget in bytes, or (without `bytes`) back to the default share. A lower budget
+/// evicts at once the least recently used models no running work holds.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS)]
 pub struct SetBudget {
     pub device_id: DeviceId,
@@ -236,6 +237,21 @@ impl Engine {
             None => settings.memory.vram_budget_bytes.remove(&input.device_id.0),
         };
         self.settings_update(settings).await?;
+        // A lower budget applies now: the least recently used models no work holds go first.
+        let id = input.device_id.clone();
+        let evicted = self
+            .blocking(move |engine| {
+                let budget = engine.device_memory(&id)?.budget_bytes;
+                let evicted = engine.state.residency.fit(&id, budget);
+                if !evicted.is_empty() {
+                    engine.state.compute.release(&id)?;
+                }
+                Ok::<_, ApiError>(evicted)
+            })
+            .await??;
+        if !evicted.is_empty() {
+            self.emit(KilnEvent::ModelsChanged);
+        }
         self.memory_usage(DeviceRef { device_id: input.device_id }).await
     }
 }

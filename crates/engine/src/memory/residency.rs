@@ -172,12 +172,14 @@ impl Residency {
         if bytes > budget {
             return Err(too_big(&name_of(path), bytes, budget));
         }
-        let evicted = self.make_room(device_id, budget - bytes).ok_or_else(|| {
-            ApiError::new(
+        let (evicted, fits) = self.make_room(device_id, budget - bytes);
+        if !fits {
+            return Err(ApiError::new(
                 ErrorCode::OutOfMemory,
                 format!("{} does not fit: the device's budget is held by models in use", name_of(path)),
             )
-        })?;
+            .with_details(serde_json::json!({ "evicted": evicted })));
+        }
         // Upload, and wait for the device so the load is really done when this returns. Out of
         // memory once: release everything evictable and the pools' reserve, then try again.
         let upload = || {
@@ -219,21 +221,25 @@ impl Residency {
     }
 
     /// Evicts models no one holds from `device_id`, least recently used first, until at most
-    /// `keep` bytes of weights remain. `None` when models in use alone exceed `keep`.
-    fn make_room(&self, device_id: &DeviceId, keep: u64) -> Option<Vec<String>> {
+    /// `keep` bytes of weights remain. Returns what it evicted and whether the rest fits (models
+    /// in use alone may exceed `keep`).
+    fn make_room(&self, device_id: &DeviceId, keep: u64) -> (Vec<String>, bool) {
         let mut state = self.state();
         let mut evicted = Vec::new();
         loop {
             let residents = state.devices.entry(device_id.clone()).or_default();
             let used: u64 = residents.values().map(|r| r.bytes).sum();
             if used <= keep {
-                return Some(evicted);
+                return (evicted, true);
             }
-            let oldest = residents
+            let Some(oldest) = residents
                 .iter()
                 .filter(|(_, r)| Arc::strong_count(&r.upscaler) == 1)
                 .min_by_key(|(_, r)| r.last_used_ms)
-                .map(|(p, _)| p.clone())?;
+                .map(|(p, _)| p.clone())
+            else {
+                return (evicted, false);
+            };
             let resident = residents.remove(&oldest).expect("present");
             state.ledger.retain(|a| a.id != resident.allocation);
             evicted.push(oldest.display().to_string());
@@ -271,9 +277,15 @@ impl Residency {
         Ok(any)
     }
 
+    /// Evicts models no one holds, least recently used first, until the weights on the device
+    /// fit `budget`; returns what was evicted (models in use stay, even over the budget).
+    pub fn fit(&self, device_id: &DeviceId, budget: u64) -> Vec<String> {
+        self.make_room(device_id, budget).0
+    }
+
     /// Unloads every model no one holds from a device; returns their paths.
     pub fn clear(&self, device_id: &DeviceId) -> Vec<String> {
-        self.make_room(device_id, 0).unwrap_or_default()
+        self.make_room(device_id, 0).0
     }
 
     pub fn pin(&self, path: &Path, pinned: bool) -> bool {
@@ -417,6 +429,22 @@ mod tests {
         // A model alone over the budget is a clear error.
         let error = residency.load(&id, &device, &b, 10, BIG).unwrap_err();
         assert!(error.message.contains("budget"), "{}", error.message);
+    }
+
+    #[test]
+    fn a_lower_budget_evicts_the_oldest_models_no_one_holds() {
+        let residency = Residency::default();
+        let (id, device) = (DeviceId("cpu".into()), Device::flex());
+        let (a, b) = (fixture("compact_x4.pth"), fixture("compact_x2.legacy.pth"));
+        let (_, first) = residency.load(&id, &device, &a, BIG, BIG).unwrap();
+        let (held, _) = residency.load(&id, &device, &b, BIG, BIG).unwrap();
+        // b is held by work: only a can go, and b stays even over the budget.
+        assert_eq!(residency.fit(&id, 1), vec![a.display().to_string()]);
+        assert_eq!(residency.weights_on(&id), residency.residents(&id)[0].bytes);
+        drop(held);
+        assert_eq!(residency.fit(&id, 1), vec![b.display().to_string()]);
+        assert_eq!(residency.weights_on(&id), 0);
+        assert!(first.bytes > 0);
     }
 
     #[test]

@@ -89,6 +89,11 @@ async fn paths_outside_the_library_and_budgets_are_refused() {
     assert!(error.message.contains("budget"), "{}", error.message);
     dispatch(&engine, "memory.set_budget", json!({ "device_id": id })).await.unwrap();
     dispatch(&engine, "models.load", json!({ "path": outside, "device_id": id })).await.unwrap();
+    // A lower budget applies at once: the model no work holds is unloaded.
+    let usage = dispatch(&engine, "memory.set_budget", json!({ "device_id": id, "bytes": 1000 })).await.unwrap();
+    assert_eq!(usage["models"], json!([]));
+    assert_eq!(usage["kiln_weights_bytes"], json!(0));
+    dispatch(&engine, "memory.set_budget", json!({ "device_id": id })).await.unwrap();
     // Unknown model files in the folder are listed with their reason, not hidden.
     let library = dispatch(&engine, "models.list", Value::Null).await.unwrap();
     assert!(library["models"].as_array().unwrap().iter().any(|m| m["name"] == json!("rrdb_old_x4")));
