@@ -2,6 +2,7 @@
 // CPU with RAM, values update live, the details panel and benchmark work, and a screenshot is
 // kept as a test artifact (test-results/e2e/devices.png).
 import { expect, test } from "@playwright/test";
+import { openPage } from "./pages";
 
 const url = () => process.env.KILN_URL!;
 
@@ -43,8 +44,7 @@ test("devices page shows lavapipe and the CPU, live", async ({ page }) => {
 
 test("settings are saved and bad values are explained", async ({ page }) => {
   await page.goto(url());
-  await page.keyboard.press("Control+8");
-  await expect(page.getByRole("heading", { name: "Settings" })).toBeVisible();
+  await openPage(page, "Control+8", "Settings");
   const interval = page.getByLabel("Sample every");
   const history = page.getByLabel("Keep history for");
   // Each value is in range, but together they would keep too many samples: the engine says so.

@@ -3,14 +3,14 @@
 // device's memory map and the ledger; unloading takes it out again. Screenshots are kept
 // (test-results/e2e/models.png, memory.png).
 import { expect, test } from "@playwright/test";
+import { openPage } from "./pages";
 
 const url = () => process.env.KILN_URL!;
 const MODEL = "realesr-animevideov3-x4";
 
 test("a loaded model appears in the VRAM map and disappears after unload", async ({ page }) => {
   await page.goto(url());
-  await page.keyboard.press("Control+3");
-  await expect(page.getByRole("heading", { name: "Models" })).toBeVisible();
+  await openPage(page, "Control+3", "Models");
   const row = page.locator(`tr[data-model="${MODEL}"]`);
   await expect(row).toContainText("Compact x4 (16 convs)");
   // The kind filters keep it under Upscalers and not under LoRA.
@@ -33,8 +33,7 @@ test("a loaded model appears in the VRAM map and disappears after unload", async
   await page.screenshot({ path: `${test.info().project.outputDir}/models.png` });
   await page.getByRole("button", { name: "Close details" }).click();
 
-  await page.keyboard.press("Control+2");
-  await expect(page.getByRole("heading", { name: "Memory" })).toBeVisible();
+  await openPage(page, "Control+2", "Memory");
   const card = page.locator(`article.memory-card[data-device="${lavapipe}"]`);
   const segment = card.locator(`[data-segment^="model:"][data-segment$="${MODEL}.param"]`);
   await expect(segment).toHaveCount(1);
@@ -48,10 +47,10 @@ test("a loaded model appears in the VRAM map and disappears after unload", async
   await page.screenshot({ path: `${test.info().project.outputDir}/memory.png` });
 
   // Unload from the Models page; the map drops it.
-  await page.keyboard.press("Control+3");
+  await openPage(page, "Control+3", "Models");
   await row.getByRole("button", { name: "Unload" }).click();
   await expect(row.locator(".model-state")).toHaveText("RAM");
-  await page.keyboard.press("Control+2");
+  await openPage(page, "Control+2", "Memory");
   await expect(card.locator(".vram-legend")).toBeVisible();
   await expect(segment).toHaveCount(0);
   await expect(page.locator("table.ledger")).toContainText("Kiln holds no memory");
