@@ -647,7 +647,8 @@ export type Series = { metric: SeriesMetric, unit: string, values: Array<number 
 export type SeriesMetric = "utilization" | "memory_used" | "temperature" | "power" | "clock_graphics" | "clock_memory" | "fan" | "pcie_tx" | "pcie_rx";
 
 /**
- * A device's budget in bytes, or (without `bytes`) back to the default share.
+ * A device's budget in bytes, or (without `bytes`) back to the default share. A lower budget
+ * evicts at once the least recently used models no running work holds.
  */
 export type SetBudget = { device_id: DeviceId, bytes?: number, };
 
