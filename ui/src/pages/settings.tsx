@@ -39,7 +39,12 @@ export function SettingsPage() {
     setError(null);
     setSaved(false);
     try {
-      setDraft(await call("settings.update", draft));
+      // Folders and per-device budgets are changed on the Models and Memory pages: keep theirs.
+      const current = store.settings;
+      const next = current
+        ? { ...draft, models: current.models, memory: { ...draft.memory, vram_budget_bytes: current.memory.vram_budget_bytes } }
+        : draft;
+      setDraft(await call("settings.update", next));
       setSaved(true);
     } catch (e) {
       setError(KilnError.from(e));

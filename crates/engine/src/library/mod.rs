@@ -122,6 +122,8 @@ impl ModelLibrary {
         let mut files = Vec::new();
         for folder in folders {
             for path in kiln_models::scan::find(folder) {
+                // By canonical path, so a linked model is the same model however it is named.
+                let path = path.canonicalize().unwrap_or(path);
                 files.push((path.clone(), folder.clone(), stamp(&path)));
             }
         }

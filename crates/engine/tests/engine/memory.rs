@@ -94,6 +94,13 @@ async fn paths_outside_the_library_and_budgets_are_refused() {
     assert_eq!(usage["models"], json!([]));
     assert_eq!(usage["kiln_weights_bytes"], json!(0));
     dispatch(&engine, "memory.set_budget", json!({ "device_id": id })).await.unwrap();
+    // A model linked into Kiln's folder is one model, reachable by either name.
+    let elsewhere = data.path().join("elsewhere");
+    std::fs::create_dir_all(&elsewhere).unwrap();
+    std::fs::copy(outside.parent().unwrap().join("compact_x2.legacy.pth"), elsewhere.join("x.pth")).unwrap();
+    let link = data.path().join("models/linked.pth");
+    std::os::unix::fs::symlink(elsewhere.join("x.pth"), &link).unwrap();
+    dispatch(&engine, "models.load", json!({ "path": link, "device_id": id })).await.unwrap();
     // Unknown model files in the folder are listed with their reason, not hidden.
     let library = dispatch(&engine, "models.list", Value::Null).await.unwrap();
     assert!(library["models"].as_array().unwrap().iter().any(|m| m["name"] == json!("rrdb_old_x4")));
