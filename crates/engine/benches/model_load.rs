@@ -10,9 +10,8 @@ use std::path::PathBuf;
 use kiln_engine::{Engine, EngineOptions, dispatch};
 use serde_json::{Value, json};
 
-fn used(engine: &Engine, id: &str) -> Option<u64> {
+fn used(rt: &tokio::runtime::Runtime, engine: &Engine, id: &str) -> Option<u64> {
     engine.sample_now();
-    let rt = tokio::runtime::Runtime::new().ok()?;
     let status = rt.block_on(dispatch(engine, "devices.status", json!({ "device_id": id }))).ok()?;
     status["memory_used_bytes"]["value"].as_u64()
 }
@@ -53,9 +52,9 @@ fn main() {
 
     let mut runs = Vec::new();
     for round in ["cold", "warm"] {
-        let before = used(&engine, &id);
+        let before = used(&rt, &engine, &id);
         let loaded = call("models.load", json!({ "path": model, "device_id": id }));
-        let after = used(&engine, &id);
+        let after = used(&rt, &engine, &id);
         let memory = call("memory.usage", json!({ "device_id": id }));
         runs.push(json!({
             "round": round,

@@ -20,9 +20,7 @@ fn reference(name: &str) -> (Vec<usize>, Vec<f32>) {
     let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/upscalers/references.safetensors");
     let file = kiln_engine::models::formats::read(&path).unwrap();
     let entry = &file.dict.tensors[name];
-    let mapped = MappedFile::open(&path).unwrap();
-    let bytes = mapped.tensor_bytes(name, entry).unwrap();
-    (entry.shape.clone(), bytes.chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect())
+    (entry.shape.clone(), MappedFile::open(&path).unwrap().tensor_f32(name, entry).unwrap())
 }
 
 fn to_u8(values: &[f32]) -> Vec<u8> {

@@ -11,7 +11,6 @@ use std::path::{Path, PathBuf};
 use burn::tensor::{Device, FloatDType, Tensor, TensorData};
 use kiln_models::detect::{Architecture, EsrganLayout};
 use kiln_models::mapped::MappedFile;
-use kiln_models::tensors::DType;
 
 use super::compact::{CompactNet, ConvPrelu};
 use super::layers::Conv3x3;
@@ -51,18 +50,7 @@ impl HostWeights {
             if !entry.dtype.is_float() {
                 continue;
             }
-            let bytes = mapped.tensor_bytes(name, entry).map_err(model)?;
-            let values = match entry.dtype {
-                DType::F32 => bytes.chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect(),
-                DType::F16 => bytes.chunks_exact(2).map(|b| half::f16::from_le_bytes([b[0], b[1]]).to_f32()).collect(),
-                DType::Bf16 => {
-                    bytes.chunks_exact(2).map(|b| half::bf16::from_le_bytes([b[0], b[1]]).to_f32()).collect()
-                }
-                _ => bytes
-                    .chunks_exact(8)
-                    .map(|b| f64::from_le_bytes([b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7]]) as f32)
-                    .collect(),
-            };
+            let values = mapped.tensor_f32(name, entry).map_err(model)?;
             tensors.insert(name.clone(), HostTensor { shape: entry.shape.clone(), values });
         }
         let final_resize =

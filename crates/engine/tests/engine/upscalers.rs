@@ -13,7 +13,6 @@ use std::path::{Path, PathBuf};
 use burn::tensor::{Device, Tensor, TensorData};
 use kiln_engine::devices::DeviceId;
 use kiln_engine::models::mapped::MappedFile;
-use kiln_engine::models::tensors::DType;
 use kiln_engine::nets::Upscaler;
 use kiln_engine::{Engine, dispatch};
 use serde_json::Value;
@@ -32,13 +31,7 @@ fn fixtures() -> PathBuf {
 fn tensor(path: &Path, name: &str) -> (Vec<usize>, Vec<f32>) {
     let file = kiln_engine::models::formats::read(path).unwrap();
     let entry = &file.dict.tensors[name];
-    let mapped = MappedFile::open(path).unwrap();
-    let bytes = mapped.tensor_bytes(name, entry).unwrap();
-    let values = match entry.dtype {
-        DType::F32 => bytes.chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect(),
-        DType::U8 => bytes.iter().map(|&b| b as f32).collect(),
-        other => panic!("{name}: {other:?}"),
-    };
+    let values = MappedFile::open(path).unwrap().tensor_f32(name, entry).unwrap();
     (entry.shape.clone(), values)
 }
 

@@ -494,20 +494,9 @@ fn long(digits: &[u8]) -> Value {
 
 #[cfg(test)]
 mod tests {
-    use super::assemble::Pickle;
+    use super::assemble::{Pickle, reason, run};
     use super::*;
     use crate::tensors::DType;
-
-    fn run(bytes: &[u8]) -> Result<Loaded, ModelError> {
-        load(Path::new("t.pth"), bytes, 0, true)
-    }
-
-    fn reason(bytes: &[u8]) -> String {
-        match run(bytes) {
-            Ok(_) => panic!("loaded a bad pickle"),
-            Err(error) => error.to_string(),
-        }
-    }
 
     /// `python3`: a state dict pickled at protocol 4 (FRAME, SHORT_BINUNICODE, MEMOIZE,
     /// STACK_GLOBAL) by the stdlib pickler, with stand-in classes named like torch's.

@@ -1,6 +1,24 @@
 //! Assembles pickles opcode by opcode for tests, in the shapes `torch.save` writes them (compare
 //! `python3 -m pickletools` on a real checkpoint's `data.pkl`).
 
+use std::path::Path;
+
+use super::{Loaded, load};
+use crate::error::ModelError;
+
+/// Loads a pickle as a checkpoint's `data.pkl` (persistent ids allowed).
+pub fn run(bytes: &[u8]) -> Result<Loaded, ModelError> {
+    load(Path::new("t.pth"), bytes, 0, true)
+}
+
+/// Why a pickle is refused; panics if it loads.
+pub fn reason(bytes: &[u8]) -> String {
+    match run(bytes) {
+        Ok(_) => panic!("loaded a bad pickle"),
+        Err(error) => error.to_string(),
+    }
+}
+
 /// A pickle being written; each method appends opcodes.
 pub struct Pickle {
     bytes: Vec<u8>,

@@ -232,22 +232,8 @@ impl Machine<'_> {
 
 #[cfg(test)]
 mod tests {
-    use std::path::Path;
-
-    use super::super::assemble::Pickle;
-    use super::super::{Loaded, load};
+    use super::super::assemble::{Pickle, reason, run};
     use super::*;
-
-    fn run(bytes: &[u8]) -> Result<Loaded, ModelError> {
-        load(Path::new("t.pth"), bytes, 0, true)
-    }
-
-    fn reason(bytes: &[u8]) -> String {
-        match run(bytes) {
-            Ok(_) => panic!("loaded a bad pickle"),
-            Err(error) => error.to_string(),
-        }
-    }
 
     #[test]
     fn code_globals_are_refused_as_soon_as_they_are_read() {
