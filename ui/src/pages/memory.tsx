@@ -98,15 +98,12 @@ export function MemoryPage() {
       (e) => setError(KilnError.from(e)),
     );
   }, []);
-  useEffect(() => {
-    load();
-    const timer = setInterval(load, 2000);
-    return () => clearInterval(timer);
-  }, [load]);
+  useEffect(load, [load]);
+  // The map changes when models move and when devices are read again (other processes, pools).
   useEvents(
     useCallback(
       (event) => {
-        if (event.type === "models_changed") load();
+        if (event.type === "models_changed" || event.type === "telemetry") load();
       },
       [load],
     ),
