@@ -54,6 +54,7 @@ pub fn run() {
             std::process::exit(1);
         }
     };
+    engine.start_workers(kiln_engine::processing::store::Scope::All);
     builder(tauri::Builder::default(), engine.clone())
         .run(tauri::generate_context!())
         .expect("the Tauri runtime failed");

@@ -1,9 +1,11 @@
-//! `kiln`: device snapshots and benchmarks from scripts, and the serve mode for headless boxes.
+//! `kiln`: device snapshots and benchmarks from scripts, models, upscaling through the job queue,
+//! and the serve mode for headless boxes.
 
 mod devices;
 mod models;
 mod serve;
 mod table;
+mod upscale;
 
 use clap::{Parser, Subcommand};
 
@@ -22,6 +24,8 @@ enum Command {
     Models(models::ModelsArgs),
     /// Serve the UI and API to a browser on this machine.
     Serve(serve::ServeArgs),
+    /// Upscale images (files or folders) through Kiln's job queue, with a progress bar.
+    Upscale(upscale::UpscaleArgs),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -45,5 +49,9 @@ fn main() -> anyhow::Result<()> {
         Command::Devices(args) => runtime.block_on(devices::run(args)),
         Command::Models(args) => models::run(args),
         Command::Serve(args) => runtime.block_on(serve::run(args)),
+        Command::Upscale(args) => {
+            let code = runtime.block_on(upscale::run(args))?;
+            std::process::exit(code);
+        }
     }
 }

@@ -44,6 +44,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     })
     .await?;
     let engine = tokio::task::spawn_blocking(move || Engine::start(options)).await?.context("starting the engine")?;
+    engine.start_workers(kiln_engine::processing::store::Scope::All);
     // The first line is the address to open; scripts and tests read it.
     println!("Kiln is serving on {}", door.url());
     println!("Open that address in a browser on this machine; Ctrl+C stops.");

@@ -21,7 +21,7 @@ use crate::settings::{Settings, SettingsFile};
 /// How to start an engine.
 #[derive(Debug, Clone)]
 pub struct EngineOptions {
-    /// Where settings, file hashes, Kiln's own model folder (and later the job queue) live.
+    /// Where settings, file hashes, Kiln's own model folder, the job queue and uploads live.
     pub data_dir: PathBuf,
     pub telemetry: TelemetryOptions,
     /// Sample devices in the background (off for one-shot CLI commands and some tests).
@@ -54,7 +54,8 @@ pub(crate) struct EngineState {
     pub benchmarks_running: Mutex<HashSet<DeviceId>>,
     pub stop: Arc<AtomicBool>,
     pub library: crate::library::ModelLibrary,
-    pub residency: crate::memory::residency::Residency,
+    pub residency: Arc<crate::memory::residency::Residency>,
+    pub processing: Arc<crate::processing::workers::Processing>,
 }
 
 impl Drop for EngineState {
@@ -80,7 +81,10 @@ impl Engine {
         let settings = settings_file.load();
         let mut telemetry = Telemetry::open(options.telemetry.clone());
         let devices = telemetry.discover();
-        let (events, _) = broadcast::channel(256);
+        let processing = crate::processing::workers::Processing::open(&options.data_dir).map_err(|e| {
+            ApiError::new(ErrorCode::Io, format!("cannot open the job queue in {}: {e}", options.data_dir.display()))
+        })?;
+        let (events, _) = broadcast::channel(1024);
         let live = LiveState::new(settings.telemetry.history_rows());
         let engine = Self {
             state: Arc::new(EngineState {
@@ -96,6 +100,7 @@ impl Engine {
                 stop: Arc::new(AtomicBool::new(false)),
                 library: crate::library::ModelLibrary::open(&options.data_dir),
                 residency: Default::default(),
+                processing: Arc::new(processing),
                 options,
             }),
         };
@@ -112,7 +117,8 @@ impl Engine {
         Ok(engine)
     }
 
-    /// Stops background sampling. Operations keep working; statuses stop updating.
+    /// Stops background sampling and the workers (a running job stops after its current step
+    /// and is taken back by the next start). Operations keep working; statuses stop updating.
     pub fn shutdown(&self) {
         self.state.stop.store(true, Ordering::Relaxed);
     }

@@ -29,6 +29,8 @@ pub enum ErrorCode {
     OutOfMemory,
     /// The same work is already running; try again when it ends.
     Busy,
+    /// The work was cancelled (a job cancelled by the user stops with this).
+    Cancelled,
     /// Reading or writing a file failed.
     Io,
     /// A model file is malformed, truncated, of the wrong architecture, or asks to run code.

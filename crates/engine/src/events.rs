@@ -1,5 +1,5 @@
 //! Events the engine publishes to every subscriber (the desktop window, browsers over the event
-//! stream): telemetry ticks, device list and settings changes, benchmark progress.
+//! stream): telemetry ticks, device list and settings changes, benchmark progress, models, jobs.
 
 use serde::{Deserialize, Serialize};
 use ts_rs::TS;
@@ -37,4 +37,14 @@ pub enum KilnEvent {
     },
     /// The model library or where models are loaded changed.
     ModelsChanged,
+    /// A job was queued, started, paused, finished, failed or cancelled.
+    JobChanged {
+        job: Box<crate::processing::Job>,
+    },
+    /// A running job's progress (at most ten a second per job).
+    JobProgress {
+        progress: crate::processing::JobProgress,
+    },
+    /// Jobs were added, reordered or removed, or the queue was paused or resumed: fetch the list.
+    QueueChanged,
 }

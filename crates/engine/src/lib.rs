@@ -1,10 +1,11 @@
-//! Kiln's engine: the devices, models (`library`, `nets`, and the `kiln-models` readers) and
-//! memory domains today; processing, inference and postprocessing to come. No Tauri and no HTTP
+//! Kiln's engine: the devices, models (`library`, `nets`, and the `kiln-models` readers),
+//! memory, processing (the job queue) and postprocessing (upscaling) domains; inference to come. No Tauri and no HTTP
 //! here: the desktop shell and the `serve` door both call [`api::dispatch`], and Rust callers
 //! (the CLI) call the same methods on [`Engine`].
 //!
-//! Dependency direction: `api` -> domains (`devices`, `library`, `memory`) -> `nets` ->
-//! `compute` (burn), `kiln-models` and telemetry sources.
+//! Dependency direction: `api` -> `processing` (queue, workers) -> `postprocessing` (steps) ->
+//! domains (`devices`, `library`, `memory`) -> `nets` -> `compute` (burn), `kiln-models` and
+//! telemetry sources.
 
 pub mod api;
 pub mod compute;
@@ -15,6 +16,8 @@ pub mod events;
 pub mod library;
 pub mod memory;
 pub mod nets;
+pub mod postprocessing;
+pub mod processing;
 pub mod settings;
 
 /// Log filters for Kiln's binaries when `KILN_LOG` is unset: Kiln's own messages, warnings

@@ -17,6 +17,7 @@ pub struct Settings {
     pub health: HealthThresholds,
     pub models: ModelSettings,
     pub memory: crate::memory::MemorySettings,
+    pub processing: crate::processing::ops::ProcessingSettings,
 }
 
 /// Where Kiln looks for models beyond its own folder and the bundled ones.

@@ -30,11 +30,22 @@ struct Shared {
 
 type AppState = Arc<Shared>;
 
+/// The largest request body: one upload at the engine's limit, base64-encoded, with room.
+const UPLOAD_BODY_LIMIT: usize = kiln_engine::processing::ops::MAX_UPLOAD_BYTES / 3 * 4 + (1 << 20);
+
 pub fn router(engine: Engine, guard: Guard, ui: UiSource, stopped: tokio::sync::watch::Receiver<bool>) -> Router {
     let state = Arc::new(Shared { engine, guard, ui, stopped });
     Router::new()
         .route("/api/events", get(events))
-        .route("/api/{op}", get(query).post(mutation).fallback(wrong_method))
+        // Browsers send dropped images inside `jobs.submit` (base64): room for the engine's own
+        // upload limit, which refuses larger files with a clear reason.
+        .route(
+            "/api/{op}",
+            get(query)
+                .post(mutation)
+                .fallback(wrong_method)
+                .layer(axum::extract::DefaultBodyLimit::max(UPLOAD_BODY_LIMIT)),
+        )
         .fallback(page)
         .layer(middleware::from_fn_with_state(state.clone(), guard_layer))
         .with_state(state)
@@ -50,7 +61,7 @@ fn status_of(code: ErrorCode) -> StatusCode {
         ErrorCode::PermissionDenied | ErrorCode::ForbiddenHost | ErrorCode::ForbiddenOrigin => StatusCode::FORBIDDEN,
         ErrorCode::Unauthorized => StatusCode::UNAUTHORIZED,
         ErrorCode::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
-        ErrorCode::Busy => StatusCode::CONFLICT,
+        ErrorCode::Busy | ErrorCode::Cancelled => StatusCode::CONFLICT,
         ErrorCode::OutOfMemory => StatusCode::INSUFFICIENT_STORAGE,
         ErrorCode::DriverError => StatusCode::BAD_GATEWAY,
         ErrorCode::ComputeFailed | ErrorCode::Io | ErrorCode::Internal => StatusCode::INTERNAL_SERVER_ERROR,

@@ -85,6 +85,11 @@ path?: string, };
 export type AllocationKind = "weights" | "activations" | "workspace";
 
 /**
+ * What the alpha channel goes through.
+ */
+export type AlphaMode = "model" | "resize";
+
+/**
  * An operation's failure as both doors carry it.
  */
 export type ApiError = { 
@@ -130,6 +135,15 @@ export type BandwidthResult = {
 bytes_per_pass: number, iterations: number, seconds: number, gb_per_s: number, };
 
 /**
+ * Jobs submitted together: one drop, one folder, one CLI call.
+ */
+export type Batch = { id: number, name: string, session_id?: number, created_ms: number, 
+/**
+ * Jobs by state, and the mean progress.
+ */
+jobs: number, done: number, failed: number, cancelled: number, progress: number, };
+
+/**
  * A device's measured throughput.
  */
 export type BenchmarkResult = { device_id: DeviceId, 
@@ -152,6 +166,11 @@ skipped: Array<string>, wall_seconds: number, };
 export type CachedModel = { path: string, name: string, bytes: number, pinned: boolean, last_used_ms: number, };
 
 export type Capabilities = { device_id: DeviceId, compute_backend?: string, precisions: Array<PrecisionSupport>, features?: AdapterFeatures, limits?: AdapterLimits, memory_total_bytes?: number, };
+
+/**
+ * The jobs an operation changed.
+ */
+export type Changed = { ids: Array<number>, };
 
 /**
  * Processor figures for the CPU device.
@@ -337,7 +356,7 @@ component: string, name: string, version: string, };
 /**
  * Why an operation failed, in a form that never changes meaning.
  */
-export type ErrorCode = "invalid_input" | "unknown_operation" | "not_found" | "unsupported" | "permission_denied" | "driver_error" | "compute_failed" | "out_of_memory" | "busy" | "io" | "invalid_model" | "internal" | "unauthorized" | "forbidden_host" | "forbidden_origin" | "method_not_allowed";
+export type ErrorCode = "invalid_input" | "unknown_operation" | "not_found" | "unsupported" | "permission_denied" | "driver_error" | "compute_failed" | "out_of_memory" | "busy" | "cancelled" | "io" | "invalid_model" | "internal" | "unauthorized" | "forbidden_host" | "forbidden_origin" | "method_not_allowed";
 
 /**
  * The key layout of an ESRGAN-family checkpoint.
@@ -353,6 +372,8 @@ export type FolderKind = "default" | "bundled" | "user";
  * A folder to add to or remove from the library.
  */
 export type FolderRef = { path: string, };
+
+export type GalleryQuery = { limit?: number, };
 
 /**
  * A process holding memory or time on a device.
@@ -401,9 +422,121 @@ since_ms?: number, };
 
 export type HostInfo = { hostname: string, os: string, kernel: string, };
 
+/**
+ * An image for the UI, as bytes a browser displays.
+ */
+export type ImageData = { mime: string, data_base64: string, width: number, height: number, };
+
+/**
+ * Which image of a job.
+ */
+export type ImageKind = "input" | "output";
+
+export type ImageRequest = { id: number, which: ImageKind, 
+/**
+ * A thumbnail no larger than this (made once, then cached); absent: the file itself.
+ */
+max_side?: number, };
+
+/**
+ * An input: a file or folder on this machine, or image bytes sent by a browser.
+ */
+export type InputItem = { "from": "path", path: string, } | { "from": "upload", name: string, data_base64: string, };
+
+/**
+ * A job as lists and events show it.
+ */
+export type Job = { id: number, 
+/**
+ * The first step's kind (`upscale`), or `workflow` for several steps.
+ */
+kind: string, 
+/**
+ * The input's file name.
+ */
+name: string, state: JobState, 
+/**
+ * Higher runs first; equal priorities run in queue order.
+ */
+priority: number, position: number, batch_id?: number, session_id?: number, 
+/**
+ * The device the user asked for; absent: any device Kiln picks.
+ */
+device_request?: DeviceId, 
+/**
+ * The device running it, or that ran it.
+ */
+device_id?: DeviceId, spec: JobSpec, 
+/**
+ * The step running, or next to run (0-based).
+ */
+step: number, 
+/**
+ * What the finished steps produced, in order.
+ */
+outcomes: Array<StepOutcome>, 
+/**
+ * 0 to 1 over the whole job.
+ */
+progress: number, error?: ApiError, attempts: number, created_ms: number, started_ms?: number, finished_ms?: number, };
+
+/**
+ * A job with its log.
+ */
+export type JobDetails = { job: Job, log: Array<LogLine>, };
+
+export type JobIds = { ids: Array<number>, };
+
+/**
+ * The queue: jobs, batches, sessions, whether it is paused, and the workers.
+ */
+export type JobList = { jobs: Array<Job>, batches: Array<Batch>, sessions: Array<Session>, paused: boolean, workers: Array<WorkerStatus>, };
+
+/**
+ * Live progress of a running job (not stored; the stored figure is updated per tile).
+ */
+export type JobProgress = { job_id: number, device_id: DeviceId, 
+/**
+ * 0 to 1 over the whole job.
+ */
+progress: number, step: number, steps: number, step_kind: string, tiles_done: number, tiles_total: number, 
+/**
+ * Seconds left, once there is a rate to go by.
+ */
+eta_s?: number, elapsed_s: number, };
+
+/**
+ * Which jobs to list; empty `states` lists all.
+ */
+export type JobQuery = { states: Array<JobState>, batch_id?: number, session_id?: number, 
+/**
+ * At most this many (default 500).
+ */
+limit?: number, };
+
+export type JobRef = { id: number, };
+
+/**
+ * What a job does: its input and its steps.
+ */
+export type JobSpec = { 
+/**
+ * The input file (canonical path).
+ */
+input: string, steps: Array<Step>, 
+/**
+ * Where the last step writes its result.
+ */
+output_dir: string, };
+
+/**
+ * Where a job stands.
+ */
+export type JobState = "queued" | "running" | "paused" | "done" | "failed" | "cancelled";
+
 export type JsonValue = number | string | boolean | Array<JsonValue> | { [key in string]: JsonValue } | null;
 
-export type KilnEvent = { "type": "telemetry", sampled_at_ms: number, statuses: Array<DeviceStatus>, health: Array<DeviceHealth>, } | { "type": "devices_changed", devices: Array<Device>, } | { "type": "settings_changed", settings: Settings, } | { "type": "benchmark_started", device_id: DeviceId, } | { "type": "benchmark_finished", result: BenchmarkResult, } | { "type": "benchmark_failed", device_id: DeviceId, error: ApiError, } | { "type": "models_changed" };
+export type KilnEvent = { "type": "telemetry", sampled_at_ms: number, statuses: Array<DeviceStatus>, health: Array<DeviceHealth>, } | { "type": "devices_changed", devices: Array<Device>, } | { "type": "settings_changed", settings: Settings, } | { "type": "benchmark_started", device_id: DeviceId, } | { "type": "benchmark_finished", result: BenchmarkResult, } | { "type": "benchmark_failed", device_id: DeviceId, error: ApiError, } | { "type": "models_changed" } | { "type": "job_changed", job: Job, } | { "type": "job_progress", progress: JobProgress, } | { "type": "queue_changed" };
 
 export type Library = { folders: Array<ModelFolder>, models: Array<LibraryModel>, 
 /**
@@ -446,6 +579,15 @@ evicted: Array<string>, };
  * Where a load found the model.
  */
 export type LoadSource = "resident" | "ram_cache" | "disk";
+
+/**
+ * A line of a job's log.
+ */
+export type LogLine = { at_ms: number, 
+/**
+ * `info`, `warn` or `error`.
+ */
+level: string, message: string, };
 
 export type LoraStyle = "kohya" | "diffusers";
 
@@ -534,15 +676,37 @@ export type ModelSettings = {
  */
 folders: Array<string>, };
 
+export type NewSession = { name: string, 
+/**
+ * Start at once; otherwise it collects jobs until started.
+ */
+start: boolean, };
+
 /**
  * An operation that takes no input.
  */
 export type NoInput = Record<symbol, never>;
 
+export type OpenResult = { id: number, 
+/**
+ * Open the folder holding the result instead of the file.
+ */
+folder: boolean, };
+
 /**
  * Whether an operation may change state.
  */
 export type OperationKind = "query" | "mutation";
+
+/**
+ * Output file formats.
+ */
+export type OutputFormat = "png" | "jpeg" | "webp";
+
+/**
+ * How big the result is.
+ */
+export type OutputSize = { "by": "model" } | { "by": "scale", scale: number, } | { "by": "width", width: number, };
 
 /**
  * The PCIe link a card is trained at, and the best it could do.
@@ -585,9 +749,28 @@ export type PowerTarget = "nvml" | "hwmon";
 export type Precision = "f16" | "f32";
 
 /**
+ * The precision a job asks for.
+ */
+export type PrecisionChoice = "auto" | "f32" | "f16";
+
+/**
  * A precision and whether Kiln can compute in it here.
  */
 export type PrecisionSupport = { dtype: string, supported: boolean, note: string, };
+
+/**
+ * Folders a path from the UI may lie under.
+ */
+export type ProcessingSettings = { 
+/**
+ * Where results go unless a submission names a folder; empty: `Pictures/Kiln`.
+ */
+output_dir?: string, 
+/**
+ * Folders beyond the home folder, Kiln's data folder and the output folder that inputs
+ * and outputs named by the UI may lie in.
+ */
+allowed_roots: Array<string>, };
 
 export type PublishedPeaks = { 
 /**
@@ -598,6 +781,8 @@ card: string, fp32_tflops: number, fp16_tflops: number, memory_gb_per_s: number,
  * Where the figures come from.
  */
 source: string, };
+
+export type QueueFlags = { paused: boolean, };
 
 /**
  * The RAM cache.
@@ -647,6 +832,20 @@ export type Series = { metric: SeriesMetric, unit: string, values: Array<number 
 export type SeriesMetric = "utilization" | "memory_used" | "temperature" | "power" | "clock_graphics" | "clock_memory" | "fan" | "pcie_tx" | "pcie_rx";
 
 /**
+ * A named group of jobs started, paused, resumed and cancelled together.
+ */
+export type Session = { id: number, name: string, state: SessionState, created_ms: number, jobs: number, done: number, progress: number, };
+
+export type SessionAction = "start" | "pause" | "resume" | "cancel";
+
+export type SessionControl = { id: number, action: SessionAction, };
+
+/**
+ * Where a session stands.
+ */
+export type SessionState = "idle" | "active" | "paused" | "cancelled";
+
+/**
  * A device's budget in bytes, or (without `bytes`) back to the default share. A lower budget
  * evicts at once the least recently used models no running work holds.
  */
@@ -654,10 +853,17 @@ export type SetBudget = { device_id: DeviceId, bytes?: number, };
 
 export type SetPowerLimit = { device_id: DeviceId, watts: number, };
 
+export type SetPriority = { id: number, priority: number, };
+
 /**
  * Every setting.
  */
-export type Settings = { telemetry: TelemetrySettings, health: HealthThresholds, models: ModelSettings, memory: MemorySettings, };
+export type Settings = { telemetry: TelemetrySettings, health: HealthThresholds, models: ModelSettings, memory: MemorySettings, processing: ProcessingSettings, };
+
+/**
+ * An input that did not become a job, and why.
+ */
+export type Skipped = { input: string, reason: string, };
 
 /**
  * Every device at one moment, like `nvtop -s`.
@@ -672,6 +878,39 @@ export type SourceState = { source: MetricSource, available: boolean,
  * Why not, or what it reads ("NVML 12.580, driver 580.159.04").
  */
 detail: string, };
+
+/**
+ * One step of a workflow. Each step reads one image file and writes one.
+ */
+export type Step = { "kind": "upscale" } & UpscaleSettings;
+
+/**
+ * What a finished step produced.
+ */
+export type StepOutcome = { "kind": "upscale" } & UpscaleOutcome;
+
+/**
+ * Queue work: each input (every image of a folder) becomes a job running `steps`.
+ */
+export type SubmitJobs = { inputs: Array<InputItem>, 
+/**
+ * Include images in sub-folders of folder inputs.
+ */
+recursive: boolean, steps: Array<Step>, 
+/**
+ * Where results go; absent: the output folder in settings.
+ */
+output_dir?: string, 
+/**
+ * Run on this device; absent: any device Kiln picks.
+ */
+device_id?: DeviceId, priority: number, session_id?: number, 
+/**
+ * A name for the batch; several inputs make a batch in any case.
+ */
+batch_name?: string, };
+
+export type Submitted = { batch_id?: number, jobs: Array<Job>, skipped: Array<Skipped>, };
 
 /**
  * How often devices are sampled and how much history is kept.
@@ -717,6 +956,36 @@ export type UnloadModel = { path: string, device_id?: DeviceId, };
 export type Unloaded = { paths: Array<string>, };
 
 /**
+ * What an upscale did.
+ */
+export type UpscaleOutcome = { output: string, input_width: number, input_height: number, output_width: number, output_height: number, model: string, model_autov2?: string, device_id: DeviceId, precision: Precision, 
+/**
+ * The tile side the work finished with.
+ */
+tile: number, tta: boolean, seconds: number, };
+
+/**
+ * An upscale step's settings.
+ */
+export type UpscaleSettings = { 
+/**
+ * The model file (a path in Kiln's model folders); absent: the bundled default.
+ */
+model?: string, size: OutputSize, format: OutputFormat, 
+/**
+ * JPEG and WebP quality, 1 to 100.
+ */
+quality: number, alpha: AlphaMode, 
+/**
+ * Average the 8 flips and rotations: a little cleaner, 8× the work.
+ */
+tta: boolean, 
+/**
+ * The largest tile side in input pixels; absent: chosen from the memory budget.
+ */
+tile?: number, precision: PrecisionChoice, };
+
+/**
  * The company behind a device, from its PCI vendor id.
  */
 export type Vendor = { 
@@ -724,6 +993,15 @@ export type Vendor = {
  * PCI vendor id (0x10de NVIDIA, 0x1002 AMD, 0x8086 Intel, 0x106b Apple, 0x10005 Mesa).
  */
 pci_id?: number, name: string, };
+
+/**
+ * A device's worker, as the queue page shows it.
+ */
+export type WorkerStatus = { device_id: DeviceId, device_name: string, 
+/**
+ * Whether it takes jobs no one pinned to a device.
+ */
+takes_any: boolean, job_id?: number, };
 
 /** Every operation: its kind, input and output. */
 export type Operations = {
@@ -789,6 +1067,42 @@ export type Operations = {
   "memory.transfer": { kind: "mutation"; input: TransferModel; output: MemoryStatus };
   /**  Sets a device's budget, or returns it to the default share. */
   "memory.set_budget": { kind: "mutation"; input: SetBudget; output: DeviceMemory };
+  /**  The queue: jobs in run order then finished ones, batches, sessions, workers. */
+  "jobs.list": { kind: "query"; input: JobQuery; output: JobList };
+  /**  A job with its log. */
+  "jobs.get": { kind: "query"; input: JobRef; output: JobDetails };
+  /**  A job's input or result as image bytes, or a cached thumbnail of it. */
+  "jobs.image": { kind: "query"; input: ImageRequest; output: ImageData };
+  /**  Queues files, folders or uploaded images, each through the given steps. */
+  "jobs.submit": { kind: "mutation"; input: SubmitJobs; output: Submitted };
+  /**  Cancels jobs; running ones stop at their next tile. */
+  "jobs.cancel": { kind: "mutation"; input: JobIds; output: Changed };
+  /**  Holds jobs; running ones stop at their next tile and resume at the same step. */
+  "jobs.pause": { kind: "mutation"; input: JobIds; output: Changed };
+  /**  Queues held jobs again. */
+  "jobs.resume": { kind: "mutation"; input: JobIds; output: Changed };
+  /**  Queues failed or cancelled jobs again, at the step they stopped on. */
+  "jobs.retry": { kind: "mutation"; input: JobIds; output: Changed };
+  /**  Deletes finished jobs from the history; their files stay. */
+  "jobs.remove": { kind: "mutation"; input: JobIds; output: Changed };
+  /**  Puts a waiting job first. */
+  "jobs.move_to_front": { kind: "mutation"; input: JobRef; output: Changed };
+  /**  Puts waiting jobs in this order, in the places they held. */
+  "jobs.reorder": { kind: "mutation"; input: JobIds; output: Changed };
+  /**  Sets a job's priority (higher runs first). */
+  "jobs.set_priority": { kind: "mutation"; input: SetPriority; output: Changed };
+  /**  Opens a result, or its folder, with the desktop's default application. */
+  "jobs.open": { kind: "mutation"; input: OpenResult; output: Changed };
+  /**  Starts no new job until resumed (running ones finish). */
+  "queue.pause": { kind: "mutation"; input: NoInput; output: QueueFlags };
+  /**  Lets the queue start jobs again. */
+  "queue.resume": { kind: "mutation"; input: NoInput; output: QueueFlags };
+  /**  A named group of jobs, started at once or collecting jobs until started. */
+  "sessions.create": { kind: "mutation"; input: NewSession; output: Session };
+  /**  Starts, pauses, resumes or cancels a session's jobs together. */
+  "sessions.control": { kind: "mutation"; input: SessionControl; output: Session };
+  /**  Finished results, newest first, with their settings and timings. */
+  "gallery.list": { kind: "query"; input: GalleryQuery; output: Array<Job> };
 };
 
 /** The kind of each operation, for the HTTP client to pick GET or POST. */
@@ -824,4 +1138,22 @@ export const OPERATION_KINDS: { [K in keyof Operations]: Operations[K]["kind"] }
   "memory.cleanup": "mutation",
   "memory.transfer": "mutation",
   "memory.set_budget": "mutation",
+  "jobs.list": "query",
+  "jobs.get": "query",
+  "jobs.image": "query",
+  "jobs.submit": "mutation",
+  "jobs.cancel": "mutation",
+  "jobs.pause": "mutation",
+  "jobs.resume": "mutation",
+  "jobs.retry": "mutation",
+  "jobs.remove": "mutation",
+  "jobs.move_to_front": "mutation",
+  "jobs.reorder": "mutation",
+  "jobs.set_priority": "mutation",
+  "jobs.open": "mutation",
+  "queue.pause": "mutation",
+  "queue.resume": "mutation",
+  "sessions.create": "mutation",
+  "sessions.control": "mutation",
+  "gallery.list": "query",
 };

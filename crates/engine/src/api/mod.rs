@@ -19,6 +19,12 @@ use crate::library::ops::{FolderRef, ModelRef};
 use crate::memory::ops::{LoadModel, PinModel, SetBudget, TransferModel, UnloadModel, Unloaded};
 use crate::memory::residency::LoadResult;
 use crate::memory::{Allocation, DeviceMemory, MemoryStatus};
+use crate::processing::Job;
+use crate::processing::Session;
+use crate::processing::ops::{
+    Changed, GalleryQuery, ImageData, ImageRequest, JobDetails, JobIds, JobList, JobQuery, JobRef, NewSession,
+    OpenResult, QueueFlags, SessionControl, SetPriority, SubmitJobs, Submitted,
+};
 use crate::settings::Settings;
 use kiln_models::ModelInfo;
 
@@ -142,6 +148,42 @@ operations! {
     Mutation "memory.transfer" => memory_transfer(TransferModel) -> MemoryStatus;
     /// Sets a device's budget, or returns it to the default share.
     Mutation "memory.set_budget" => memory_set_budget(SetBudget) -> DeviceMemory;
+    /// The queue: jobs in run order then finished ones, batches, sessions, workers.
+    Query "jobs.list" => jobs_list(JobQuery) -> JobList;
+    /// A job with its log.
+    Query "jobs.get" => jobs_get(JobRef) -> JobDetails;
+    /// A job's input or result as image bytes, or a cached thumbnail of it.
+    Query "jobs.image" => jobs_image(ImageRequest) -> ImageData;
+    /// Queues files, folders or uploaded images, each through the given steps.
+    Mutation "jobs.submit" => jobs_submit(SubmitJobs) -> Submitted;
+    /// Cancels jobs; running ones stop at their next tile.
+    Mutation "jobs.cancel" => jobs_cancel(JobIds) -> Changed;
+    /// Holds jobs; running ones stop at their next tile and resume at the same step.
+    Mutation "jobs.pause" => jobs_pause(JobIds) -> Changed;
+    /// Queues held jobs again.
+    Mutation "jobs.resume" => jobs_resume(JobIds) -> Changed;
+    /// Queues failed or cancelled jobs again, at the step they stopped on.
+    Mutation "jobs.retry" => jobs_retry(JobIds) -> Changed;
+    /// Deletes finished jobs from the history; their files stay.
+    Mutation "jobs.remove" => jobs_remove(JobIds) -> Changed;
+    /// Puts a waiting job first.
+    Mutation "jobs.move_to_front" => jobs_move_to_front(JobRef) -> Changed;
+    /// Puts waiting jobs in this order, in the places they held.
+    Mutation "jobs.reorder" => jobs_reorder(JobIds) -> Changed;
+    /// Sets a job's priority (higher runs first).
+    Mutation "jobs.set_priority" => jobs_set_priority(SetPriority) -> Changed;
+    /// Opens a result, or its folder, with the desktop's default application.
+    Mutation "jobs.open" => jobs_open(OpenResult) -> Changed;
+    /// Starts no new job until resumed (running ones finish).
+    Mutation "queue.pause" => queue_pause(NoInput) -> QueueFlags;
+    /// Lets the queue start jobs again.
+    Mutation "queue.resume" => queue_resume(NoInput) -> QueueFlags;
+    /// A named group of jobs, started at once or collecting jobs until started.
+    Mutation "sessions.create" => sessions_create(NewSession) -> Session;
+    /// Starts, pauses, resumes or cancels a session's jobs together.
+    Mutation "sessions.control" => sessions_control(SessionControl) -> Session;
+    /// Finished results, newest first, with their settings and timings.
+    Query "gallery.list" => gallery_list(GalleryQuery) -> Vec<Job>;
 }
 
 /// What this Kiln is.

@@ -62,7 +62,7 @@ pub struct Unloaded {
 
 impl Engine {
     /// The RAM cache budget: a share of system RAM.
-    fn ram_budget(&self) -> u64 {
+    pub(crate) fn ram_budget(&self) -> u64 {
         let total = self
             .latest_status(&DeviceId(DeviceId::CPU.into()))
             .and_then(|s| s.memory_total_bytes.map(|r| r.value))

@@ -53,6 +53,7 @@ struct RamEntry {
 
 struct Resident {
     upscaler: Arc<Upscaler>,
+    precision: Precision,
     bytes: u64,
     loaded_at_ms: u64,
     last_used_ms: u64,
@@ -67,6 +68,20 @@ struct State {
     devices: HashMap<DeviceId, HashMap<PathBuf, Resident>>,
     ledger: Vec<Allocation>,
     next_allocation: u64,
+}
+
+/// A ledger entry for working memory, removed on drop.
+pub struct WorkingMemory {
+    residency: std::sync::Weak<Residency>,
+    id: u64,
+}
+
+impl Drop for WorkingMemory {
+    fn drop(&mut self) {
+        if let Some(residency) = self.residency.upgrade() {
+            residency.state().ledger.retain(|a| a.id != self.id);
+        }
+    }
 }
 
 /// Every loaded model, with budgets enforced by the caller's figures.
@@ -143,8 +158,7 @@ impl Residency {
         }
     }
 
-    /// Loads `path` onto `device` within `budget` bytes of resident weights there, evicting the
-    /// least recently used models no one holds. A model alone over the budget is refused.
+    /// Loads `path` onto `device` in f32 (see [`Residency::load_as`]).
     pub fn load(
         &self,
         device_id: &DeviceId,
@@ -152,6 +166,22 @@ impl Residency {
         path: &Path,
         budget: u64,
         ram_budget: u64,
+    ) -> Result<(Arc<Upscaler>, LoadResult), ApiError> {
+        self.load_as(device_id, device, path, budget, ram_budget, Precision::F32)
+    }
+
+    /// Loads `path` onto `device` in `precision` within `budget` bytes of resident weights there,
+    /// evicting the least recently used models no one holds. A model alone over the budget is
+    /// refused. A model resident in another precision is replaced, unless work holds it: then
+    /// that work's copy serves.
+    pub fn load_as(
+        &self,
+        device_id: &DeviceId,
+        device: &Device,
+        path: &Path,
+        budget: u64,
+        ram_budget: u64,
+        precision: Precision,
     ) -> Result<(Arc<Upscaler>, LoadResult), ApiError> {
         let _one_at_a_time = self.loading.lock().unwrap_or_else(|e| e.into_inner());
         let started = Instant::now();
@@ -163,12 +193,21 @@ impl Residency {
             seconds: started.elapsed().as_secs_f64(),
             evicted,
         };
-        if let Some(resident) = self.state().devices.get_mut(device_id).and_then(|d| d.get_mut(path)) {
-            resident.last_used_ms = unix_ms();
-            return Ok((resident.upscaler.clone(), result(resident.bytes, LoadSource::Resident, vec![])));
+        {
+            let mut state = self.state();
+            let residents = state.devices.entry(device_id.clone()).or_default();
+            if let Some(resident) = residents.get_mut(path) {
+                if resident.precision == precision || Arc::strong_count(&resident.upscaler) > 1 {
+                    resident.last_used_ms = unix_ms();
+                    return Ok((resident.upscaler.clone(), result(resident.bytes, LoadSource::Resident, vec![])));
+                }
+                let allocation = resident.allocation;
+                residents.remove(path);
+                state.ledger.retain(|a| a.id != allocation);
+            }
         }
         let (weights, from_ram) = self.host_weights(path, ram_budget)?;
-        let bytes = weights.bytes();
+        let bytes = weights.bytes() / 4 * precision.bytes();
         if bytes > budget {
             return Err(too_big(&name_of(path), bytes, budget));
         }
@@ -184,7 +223,7 @@ impl Residency {
         // memory once: release everything evictable and the pools' reserve, then try again.
         let upload = || {
             guarded(|| {
-                let upscaler = Upscaler::build(&weights, device, Precision::F32)?;
+                let upscaler = Upscaler::build(&weights, device, precision)?;
                 device.sync().map_err(|e| UpscalerError::Model(format!("the device failed: {e:?}")))?;
                 Ok::<_, UpscalerError>(upscaler)
             })
@@ -214,7 +253,7 @@ impl Residency {
         });
         state.devices.entry(device_id.clone()).or_default().insert(
             path.to_path_buf(),
-            Resident { upscaler: upscaler.clone(), bytes, loaded_at_ms: now, last_used_ms: now, allocation },
+            Resident { upscaler: upscaler.clone(), precision, bytes, loaded_at_ms: now, last_used_ms: now, allocation },
         );
         let source = if from_ram { LoadSource::RamCache } else { LoadSource::Disk };
         Ok((upscaler, result(bytes, source, evicted)))
@@ -359,6 +398,16 @@ impl Residency {
     /// Applies a smaller RAM budget now.
     pub fn trim_ram(&self, budget: u64) {
         Self::evict_ram(&mut self.state(), budget);
+    }
+
+    /// Records working memory (activations, workspace) that running work holds on a device;
+    /// the entry goes when the returned guard drops.
+    pub fn hold_working(self: &Arc<Self>, entry: Allocation) -> WorkingMemory {
+        let mut state = self.state();
+        state.next_allocation += 1;
+        let id = state.next_allocation;
+        state.ledger.push(Allocation { id, ..entry });
+        WorkingMemory { residency: Arc::downgrade(self), id }
     }
 
     pub fn ledger(&self) -> Vec<Allocation> {

@@ -151,6 +151,27 @@ impl Upscaler {
         out.cast(FloatDType::F32)
     }
 
+    /// Device memory one input pixel of a tile needs while the network runs (activations and
+    /// workspace), estimated from the network's shape: RRDBNet x4 about 14 KiB per input pixel
+    /// in f32 (64 features through the blocks, then the 2× and 4× feature maps), the compact
+    /// nets about 2 KiB. Out-of-memory retries cover an estimate that is low.
+    pub fn working_bytes_per_pixel(&self) -> u64 {
+        let values = match &self.network {
+            Network::Rrdb(net) => {
+                // Internal maps are pixel-unshuffled; the upsampling runs at (scale·unshuffle)².
+                let features = net.conv_first.out_channels() as u64;
+                let unshuffle = net.pixel_unshuffle.max(1) as u64;
+                let up = net.scale() as u64 * unshuffle;
+                features * (24 + 2 * up * up) / (unshuffle * unshuffle)
+            }
+            Network::Compact(net) => {
+                let features = net.body.first().map_or(64, |b| b.conv.out_channels()) as u64;
+                features * 6 + 12 * (net.scale * net.scale) as u64
+            }
+        };
+        values * self.precision.bytes()
+    }
+
     /// How many input pixels a tile's sides must be a multiple of (pixel-unshuffle).
     pub fn size_multiple(&self) -> usize {
         match &self.network {

@@ -3,6 +3,7 @@
 mod api;
 mod machines;
 mod memory;
+mod processing;
 mod upscalers;
 mod wgpu_devices;
 

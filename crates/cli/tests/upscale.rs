@@ -1,0 +1,127 @@
+//! `kiln upscale` as a user runs it, and the queue's crash safety with a real process killed
+//! by SIGKILL mid-batch: nothing finished is lost, and the interrupted job runs again when Kiln
+//! starts next (here `kiln serve`, whose workers take the whole queue).
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use kiln_engine::processing::JobState;
+use kiln_engine::processing::store::{JobFilter, Store};
+
+fn fixture_image() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../engine/tests/fixtures/upscalers/ncnn_input.png")
+}
+
+fn kiln(data: &Path) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_kiln"));
+    let run = data.join("run");
+    std::fs::create_dir_all(&run).unwrap();
+    command.env("KILN_DATA_DIR", data).env("XDG_RUNTIME_DIR", run);
+    command
+}
+
+fn png_size(path: &Path) -> (u32, u32) {
+    let bytes = std::fs::read(path).unwrap();
+    (u32::from_be_bytes(bytes[16..20].try_into().unwrap()), u32::from_be_bytes(bytes[20..24].try_into().unwrap()))
+}
+
+#[test]
+fn outputs_are_named_after_inputs_and_bad_inputs_are_reported() {
+    let data = kiln_testdir::TempDir::new();
+    let inputs = data.path().join("in");
+    std::fs::create_dir_all(inputs.join("sub")).unwrap();
+    std::fs::copy(fixture_image(), inputs.join("photo.png")).unwrap();
+    std::fs::copy(fixture_image(), inputs.join("sub/scan.png")).unwrap();
+    std::fs::write(inputs.join("notes.txt"), "not an image").unwrap();
+    let out = data.path().join("out");
+    let run = kiln(data.path())
+        .args(["upscale", "--recursive", "--scale", "2", "--tile", "64", "-o"])
+        .arg(&out)
+        .arg(&inputs)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&run.stderr);
+    assert!(run.status.success(), "{stderr}");
+    assert_eq!(png_size(&out.join("photo_x2.png")), (192, 192));
+    assert_eq!(png_size(&out.join("scan_x2.png")), (192, 192));
+    assert!(stderr.contains("2 done, 0 failed"), "{stderr}");
+
+    let missing = kiln(data.path()).args(["upscale", "/nonexistent/photo.png"]).output().unwrap();
+    assert!(!missing.status.success());
+    let stderr = String::from_utf8_lossy(&missing.stderr);
+    assert!(stderr.contains("/nonexistent/photo.png"), "{stderr}");
+}
+
+fn jobs(store: &Store) -> Vec<kiln_engine::processing::Job> {
+    store.list(&JobFilter::default()).unwrap()
+}
+
+fn wait(what: &str, timeout: Duration, mut done: impl FnMut() -> bool) {
+    let started = Instant::now();
+    while !done() {
+        assert!(started.elapsed() < timeout, "waited {timeout:?} for {what}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+struct KillOnDrop(Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[test]
+fn a_run_killed_mid_batch_loses_nothing_and_resumes_on_the_next_start() {
+    let data = kiln_testdir::TempDir::new();
+    let inputs: Vec<PathBuf> = (1..=3).map(|i| data.path().join(format!("image{i}.png"))).collect();
+    for input in &inputs {
+        std::fs::copy(fixture_image(), input).unwrap();
+    }
+    let out = data.path().join("out");
+    // Small tiles: many heartbeats per image, so the kill lands inside a job.
+    let mut cli = KillOnDrop(
+        kiln(data.path())
+            .args(["upscale", "--tile", "24", "-o"])
+            .arg(&out)
+            .args(&inputs)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let db = data.path().join("queue.db");
+    wait("the queue", Duration::from_secs(120), || db.exists());
+    let store = Store::open(&db).unwrap();
+    wait("one job done and the next under way", Duration::from_secs(300), || {
+        let jobs = jobs(&store);
+        jobs.iter().any(|j| j.state == JobState::Done)
+            && jobs.iter().any(|j| j.state == JobState::Running && j.progress > 0.0)
+    });
+    cli.0.kill().unwrap(); // SIGKILL
+    cli.0.wait().unwrap();
+
+    let after_kill = jobs(&store);
+    assert_eq!(after_kill.len(), 3, "every job is still in the queue");
+    let done: Vec<_> = after_kill.iter().filter(|j| j.state == JobState::Done).collect();
+    let interrupted = after_kill.iter().find(|j| j.state == JobState::Running).expect("the job the kill interrupted");
+    for job in &done {
+        assert!(Path::new(job.output().unwrap()).exists(), "a finished result is on disk");
+    }
+
+    // The next start of Kiln takes the interrupted job back and runs what is left.
+    let _serve = KillOnDrop(
+        kiln(data.path()).args(["serve", "--port", "0"]).stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap(),
+    );
+    wait("every job done after the restart", Duration::from_secs(400), || {
+        jobs(&store).iter().all(|j| j.state == JobState::Done)
+    });
+    let log = store.log_of(interrupted.id).unwrap();
+    assert!(log.iter().any(|l| l.message.starts_with("interrupted")), "{log:?}");
+    for name in ["image1_x4.png", "image2_x4.png", "image3_x4.png"] {
+        assert_eq!(png_size(&out.join(name)), (384, 384), "{name}");
+    }
+}

@@ -1,0 +1,132 @@
+//! Upscaling speed on the first GPU that computes: megapixels of input per second through
+//! Kiln's tiled path (tile chosen from the device's budget, as jobs do), for each model given,
+//! at 512×512 and 1920×1080, in f16 and f32; with the pool's peak and the device's used-memory
+//! peak (NVML on NVIDIA). Run with
+//!   cargo bench -p kiln-engine --bench upscale_speed -- MODEL_FILE...
+//! (under `cargo test`, with no model given, it runs the bundled model once on a small input, as
+//! a smoke test of the same path). Prints one JSON object per run.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Instant;
+
+use burn::tensor::Device;
+use kiln_engine::nets::weights::HostWeights;
+use kiln_engine::nets::{Precision, Upscaler};
+use kiln_engine::postprocessing::tiling::{self, Planes, TileOptions};
+use kiln_engine::postprocessing::upscale::{NetRunner, auto_tile};
+use kiln_engine::{Engine, EngineOptions, dispatch};
+use serde_json::{Value, json};
+
+fn main() {
+    let models: Vec<PathBuf> = std::env::args().skip(1).map(PathBuf::from).filter(|a| a.is_file()).collect();
+    let smoke = models.is_empty();
+    let models = if smoke {
+        vec![
+            PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+                .join("../../assets/models/realesr-animevideov3-x4/realesr-animevideov3-x4.param"),
+        ]
+    } else {
+        models
+    };
+    let data = std::env::temp_dir().join(format!("kiln-bench-{}", std::process::id()));
+    let mut options = EngineOptions::standard();
+    options.data_dir = data.clone();
+    options.background_sampling = false;
+    let engine = Engine::start(options).expect("the engine starts");
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let call =
+        |op: &str, input: Value| rt.block_on(dispatch(&engine, op, input)).unwrap_or_else(|e| panic!("{op}: {e:?}"));
+    let devices = call("devices.list", Value::Null);
+    let list = devices["devices"].as_array().unwrap();
+    let gpu = list
+        .iter()
+        .find(|d| {
+            matches!(d["kind"].as_str(), Some("discrete_gpu" | "integrated_gpu")) && d["compute_backend"].is_string()
+        })
+        .or_else(|| list.iter().find(|d| d["kind"] == json!("software_gpu") && d["compute_backend"].is_string()))
+        .expect("a GPU that computes");
+    let id = gpu["id"].as_str().unwrap().to_owned();
+    let f16 =
+        call("devices.capabilities", json!({ "device_id": id }))["features"]["shader_f16"].as_bool().unwrap_or(false);
+    let used = |engine: &Engine| {
+        engine.sample_now();
+        rt.block_on(dispatch(engine, "devices.status", json!({ "device_id": id })))
+            .ok()
+            .and_then(|s| s["memory_used_bytes"]["value"].as_u64())
+    };
+    let memory = call("memory.usage", json!({ "device_id": id }));
+    let budget = memory["budget_bytes"].as_u64().unwrap();
+    let device: Device = engine.compute_device(&kiln_engine::devices::DeviceId(id.clone())).expect("the device opens");
+
+    let sizes: &[(usize, usize)] = if smoke { &[(48, 40)] } else { &[(512, 512), (1920, 1080)] };
+    let precisions: Vec<Precision> = if smoke {
+        vec![Precision::F32]
+    } else if f16 {
+        vec![Precision::F16, Precision::F32]
+    } else {
+        vec![Precision::F32]
+    };
+    for model in &models {
+        let weights = HostWeights::read(model).expect("the model reads");
+        for &precision in &precisions {
+            let upscaler = Arc::new(Upscaler::build(&weights, &device, precision).expect("the model loads"));
+            let per_pixel = upscaler.working_bytes_per_pixel();
+            let tile = auto_tile(budget.saturating_sub(weights.bytes()), per_pixel);
+            for &(w, h) in sizes {
+                let mut image = Planes::zeros(3, w, h);
+                for (i, v) in image.data.iter_mut().enumerate() {
+                    *v = ((i * 2654435761) % 1000) as f32 / 1000.0;
+                }
+                let mut runner = NetRunner::new(upscaler.clone(), device.clone(), false);
+                let options = TileOptions { max_tile: tile, ..Default::default() };
+                let before = used(&engine);
+                let mut tiles = 0;
+                // The first pass compiles and tunes kernels for the tile shapes.
+                let warm = Instant::now();
+                tiling::upscale(&image, &mut runner, options, &mut |e| {
+                    if let tiling::TileEvent::Tile { total, .. } = e {
+                        tiles = total;
+                    }
+                    true
+                })
+                .expect("the upscale runs");
+                let first = warm.elapsed().as_secs_f64();
+                let reps = if smoke {
+                    1
+                } else if w * h > 1_000_000 && precision == Precision::F32 {
+                    1
+                } else {
+                    3
+                };
+                let started = Instant::now();
+                for _ in 0..reps {
+                    tiling::upscale(&image, &mut runner, options, &mut |_| true).expect("the upscale runs");
+                }
+                let seconds = started.elapsed().as_secs_f64() / reps as f64;
+                let after = used(&engine);
+                let pool = call("memory.usage", json!({ "device_id": id }))["pool"].clone();
+                let mpx = (w * h) as f64 / 1e6;
+                println!(
+                    "{}",
+                    json!({
+                        "device": gpu["name"],
+                        "model": model.file_stem().map(|s| s.to_string_lossy().into_owned()),
+                        "input": format!("{w}x{h}"),
+                        "precision": precision,
+                        "tile": tile,
+                        "tiles": tiles,
+                        "first_run_s": first,
+                        "seconds": seconds,
+                        "mpx_per_s": mpx / seconds,
+                        "pool": pool,
+                        "device_used_delta_bytes": before.zip(after).map(|(b, a)| a as i64 - b as i64),
+                    })
+                );
+                drop(runner);
+                let _ = call("memory.cleanup", json!({ "device_id": id }));
+            }
+        }
+    }
+    let _ = std::fs::remove_dir_all(data);
+}

@@ -1,0 +1,609 @@
+//! The upscale step: one image file through an ESRGAN-family or compact network on one device,
+//! tiled within the device's memory budget, with alpha, 16-bit, any output size, optional TTA,
+//! and Kiln's metadata in the result.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Instant;
+
+use burn::tensor::{Device, Tensor, TensorData};
+use image::imageops::FilterType;
+use serde::{Deserialize, Serialize};
+use ts_rs::TS;
+
+use super::images::{self, OutputFormat, OutputMetadata};
+use super::tiling::{self, Planes, TileEvent, TileOptions, TileRunner};
+use crate::compute::{ComputeError, guarded};
+use crate::devices::DeviceId;
+use crate::devices::optimize::{MemoryPicture, Precision as Recommended, recommend};
+use crate::devices::sampler::unix_ms;
+use crate::engine::Engine;
+use crate::error::{ApiError, ErrorCode};
+use crate::memory::{Allocation, AllocationKind};
+use crate::nets::{Precision, Upscaler};
+
+/// How big the result is.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize, TS)]
+#[serde(tag = "by", rename_all = "snake_case")]
+pub enum OutputSize {
+    /// The model's own scale.
+    Model,
+    /// A factor of the input's size (the model's scale, then a Lanczos resize).
+    Scale { scale: f32 },
+    /// A width in pixels, the height following the aspect ratio.
+    Width { width: u32 },
+}
+
+/// What the alpha channel goes through.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, TS)]
+#[serde(rename_all = "snake_case")]
+pub enum AlphaMode {
+    /// The network, on the alpha plane as a grey image: sharp edges stay sharp.
+    #[default]
+    Model,
+    /// A Lanczos resize: smooth, and cheaper.
+    Resize,
+}
+
+/// The precision a job asks for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, TS)]
+#[serde(rename_all = "snake_case")]
+pub enum PrecisionChoice {
+    /// f16 where the device has shader-f16, else f32.
+    #[default]
+    Auto,
+    F32,
+    F16,
+}
+
+/// An upscale step's settings.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, TS)]
+#[serde(default)]
+pub struct UpscaleSettings {
+    /// The model file (a path in Kiln's model folders); absent: the bundled default.
+    #[ts(optional)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub model: Option<String>,
+    pub size: OutputSize,
+    pub format: OutputFormat,
+    /// JPEG and WebP quality, 1 to 100.
+    pub quality: u8,
+    pub alpha: AlphaMode,
+    /// Average the 8 flips and rotations: a little cleaner, 8× the work.
+    pub tta: bool,
+    /// The largest tile side in input pixels; absent: chosen from the memory budget.
+    #[ts(optional)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tile: Option<u32>,
+    pub precision: PrecisionChoice,
+}
+
+impl Default for UpscaleSettings {
+    fn default() -> Self {
+        Self {
+            model: None,
+            size: OutputSize::Model,
+            format: OutputFormat::Png,
+            quality: 92,
+            alpha: AlphaMode::Model,
+            tta: false,
+            tile: None,
+            precision: PrecisionChoice::Auto,
+        }
+    }
+}
+
+impl UpscaleSettings {
+    pub fn validate(&self) -> Result<(), ApiError> {
+        let bad = |m: String| Err(ApiError::invalid_input(m));
+        match self.size {
+            OutputSize::Scale { scale } if !(scale.is_finite() && (0.05..=16.0).contains(&scale)) => {
+                return bad(format!("scale {scale} is outside 0.05 to 16"));
+            }
+            OutputSize::Width { width } if width == 0 || width > images::MAX_SIDE * 4 => {
+                return bad(format!("width {width} is outside 1 to {}", images::MAX_SIDE * 4));
+            }
+            _ => {}
+        }
+        if !(1..=100).contains(&self.quality) {
+            return bad(format!("quality {} is outside 1 to 100", self.quality));
+        }
+        if let Some(tile) = self.tile
+            && !(16..=8192).contains(&tile)
+        {
+            return bad(format!("tile {tile} is outside 16 to 8192"));
+        }
+        Ok(())
+    }
+
+    /// The output size for an input of `w`×`h` through a network of scale `net`.
+    pub fn output_size(&self, w: u32, h: u32, net: f32) -> (u32, u32) {
+        let factor = match self.size {
+            OutputSize::Model => net,
+            OutputSize::Scale { scale } => scale,
+            OutputSize::Width { width } => width as f32 / w as f32,
+        };
+        let out = |v: u32| ((v as f64 * factor as f64).round() as u32).max(1);
+        match self.size {
+            OutputSize::Width { width } => (width, out(h)),
+            _ => (out(w), out(h)),
+        }
+    }
+
+    /// The suffix of output file names: `_x4`, `_x1.5`, `_w1920`.
+    pub fn suffix(&self, net: f32) -> String {
+        let number = |v: f32| {
+            let s = format!("{v:.2}");
+            s.trim_end_matches('0').trim_end_matches('.').to_owned()
+        };
+        match self.size {
+            OutputSize::Model => format!("_x{}", number(net)),
+            OutputSize::Scale { scale } => format!("_x{}", number(scale)),
+            OutputSize::Width { width } => format!("_w{width}"),
+        }
+    }
+}
+
+/// What the step reports while it runs. Returning `false` from the callback stops the work at
+/// the next tile.
+#[derive(Debug, Clone, PartialEq)]
+pub enum UpscaleEvent {
+    /// The model is on the device; tiles follow.
+    Ready {
+        tile: usize,
+        precision: Precision,
+        tiles_per_pass: usize,
+        passes: usize,
+    },
+    Tile {
+        done: usize,
+        total: usize,
+    },
+    /// A line for the job's log.
+    Note(String),
+}
+
+/// What an upscale did.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, TS)]
+pub struct UpscaleOutcome {
+    pub output: String,
+    pub input_width: u32,
+    pub input_height: u32,
+    pub output_width: u32,
+    pub output_height: u32,
+    pub model: String,
+    #[ts(optional)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub model_autov2: Option<String>,
+    pub device_id: DeviceId,
+    pub precision: Precision,
+    /// The tile side the work finished with.
+    pub tile: u32,
+    pub tta: bool,
+    pub seconds: f64,
+}
+
+/// The largest tile side (a multiple of 32, 32 to 1024) whose working memory fits `free` bytes.
+pub fn auto_tile(free: u64, per_pixel: u64) -> usize {
+    let side = ((free / per_pixel.max(1)) as f64).sqrt() as usize;
+    (side / 32 * 32).clamp(32, 1024)
+}
+
+/// A network on a device as a tile runner, with optional 8-fold TTA.
+pub struct NetRunner {
+    upscaler: Arc<Upscaler>,
+    device: Device,
+    tta: bool,
+}
+
+impl NetRunner {
+    pub fn new(upscaler: Arc<Upscaler>, device: Device, tta: bool) -> Self {
+        Self { upscaler, device, tta }
+    }
+
+    fn once(&self, x: Tensor<4>) -> Tensor<4> {
+        if !self.tta {
+            return self.upscaler.forward(x);
+        }
+        let mut sum: Option<Tensor<4>> = None;
+        for k in 0..8 {
+            let mut t = x.clone();
+            if k & 1 != 0 {
+                t = t.flip([3]);
+            }
+            if k & 2 != 0 {
+                t = t.flip([2]);
+            }
+            if k & 4 != 0 {
+                t = t.swap_dims(2, 3);
+            }
+            let mut y = self.upscaler.forward(t);
+            if k & 4 != 0 {
+                y = y.swap_dims(2, 3);
+            }
+            if k & 2 != 0 {
+                y = y.flip([2]);
+            }
+            if k & 1 != 0 {
+                y = y.flip([3]);
+            }
+            sum = Some(match sum {
+                Some(s) => s + y,
+                None => y,
+            });
+        }
+        sum.expect("eight passes") / 8.0
+    }
+}
+
+impl TileRunner for NetRunner {
+    fn scale(&self) -> usize {
+        self.upscaler.net_scale
+    }
+
+    fn multiple(&self) -> usize {
+        self.upscaler.size_multiple()
+    }
+
+    fn run(&mut self, tile: &Planes) -> Result<Planes, ComputeError> {
+        let (w, h) = (tile.width, tile.height);
+        let scale = self.scale();
+        let data = guarded(|| {
+            let x = Tensor::<4>::from_data(TensorData::new(tile.data.clone(), [1, 3, h, w]), &self.device);
+            self.once(x).into_data().try_to_vec::<f32>()
+        })?
+        .map_err(|e| ComputeError::Failed(format!("reading the result back failed: {e:?}")))?;
+        Ok(Planes { channels: 3, width: w * scale, height: h * scale, data })
+    }
+
+    fn release(&mut self) {
+        let _ = guarded(|| {
+            let _ = self.device.sync();
+            self.device.memory_cleanup();
+        });
+    }
+}
+
+/// The network's output for a one-channel plane: the plane as grey RGB, averaged back.
+fn grey_through(
+    plane: &Planes,
+    runner: &mut NetRunner,
+    options: TileOptions,
+    on_tile: &mut dyn FnMut(TileEvent) -> bool,
+) -> Result<Planes, tiling::TileError> {
+    let rgb = Planes {
+        channels: 3,
+        width: plane.width,
+        height: plane.height,
+        data: [plane.data.as_slice(), &plane.data, &plane.data].concat(),
+    };
+    let out = tiling::upscale(&rgb, runner, options, on_tile)?;
+    let n = out.width * out.height;
+    let data = (0..n).map(|i| (out.data[i] + out.data[n + i] + out.data[2 * n + i]) / 3.0).collect();
+    Ok(Planes { channels: 1, width: out.width, height: out.height, data })
+}
+
+/// One pass of the tiler (the RGB image, or the alpha plane as grey), reporting tiles as a
+/// share of all `passes`; returns the result and the tile side it finished with.
+fn run_pass(
+    runner: &mut NetRunner,
+    planes: &Planes,
+    grey: bool,
+    options: TileOptions,
+    (pass, passes): (usize, usize),
+    on_event: &mut dyn FnMut(UpscaleEvent) -> bool,
+) -> Result<(Planes, usize), ApiError> {
+    let mut final_tile = options.max_tile;
+    let mut on_tile = |event: TileEvent| match event {
+        TileEvent::Tile { done, total, .. } => {
+            on_event(UpscaleEvent::Tile { done: pass * total + done, total: passes * total })
+        }
+        TileEvent::Shrunk { from, to, reason } => {
+            final_tile = to;
+            on_event(UpscaleEvent::Note(format!(
+                "out of memory with {from}-pixel tiles ({reason}); going on with {to}-pixel tiles"
+            )))
+        }
+    };
+    let result = if grey {
+        grey_through(planes, runner, options, &mut on_tile)
+    } else {
+        tiling::upscale(planes, runner, options, &mut on_tile)
+    };
+    let planes = result.map_err(|e| match e {
+        tiling::TileError::Cancelled => ApiError::new(ErrorCode::Cancelled, "cancelled"),
+        tiling::TileError::OutOfMemory { tile, reason } => ApiError::new(
+            ErrorCode::OutOfMemory,
+            format!("the device ran out of memory even with {tile}-pixel tiles: {reason}"),
+        ),
+        tiling::TileError::Compute(e) => e.into(),
+    })?;
+    Ok((planes, final_tile))
+}
+
+/// Resizes planes with a Lanczos filter.
+fn resize(planes: &Planes, width: u32, height: u32) -> Planes {
+    if (planes.width as u32, planes.height as u32) == (width, height) {
+        return planes.clone();
+    }
+    let mut out = Planes::zeros(planes.channels, width as usize, height as usize);
+    for c in 0..planes.channels {
+        let buffer: image::ImageBuffer<image::Luma<f32>, Vec<f32>> =
+            image::ImageBuffer::from_raw(planes.width as u32, planes.height as u32, planes.plane(c).to_vec())
+                .expect("sized");
+        let resized = image::imageops::resize(&buffer, width, height, FilterType::Lanczos3);
+        let n = (width * height) as usize;
+        out.data[c * n..(c + 1) * n].copy_from_slice(resized.as_raw());
+    }
+    out
+}
+
+/// A free path: `path` itself, else `stem-1.ext`, `stem-2.ext`...
+pub fn unused_path(path: PathBuf) -> PathBuf {
+    if !path.exists() {
+        return path;
+    }
+    let stem = path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
+    let ext = path.extension().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
+    (1..).map(|n| path.with_file_name(format!("{stem}-{n}.{ext}"))).find(|p| !p.exists()).expect("some number is free")
+}
+
+/// Everything one upscale needs.
+pub struct UpscaleRequest<'a> {
+    pub input: &'a Path,
+    /// The output folder; the file is named `<input stem><suffix>.<ext>`.
+    pub output_dir: &'a Path,
+    /// A fixed output file instead (intermediate workflow steps).
+    pub output_file: Option<&'a Path>,
+    pub model: &'a Path,
+    pub device_id: &'a DeviceId,
+    pub settings: &'a UpscaleSettings,
+    /// Who holds the working memory, for the ledger (`job 12`).
+    pub owner: String,
+}
+
+impl Engine {
+    /// The precision a job runs in on a device.
+    fn upscale_precision(
+        &self,
+        device_id: &DeviceId,
+        choice: PrecisionChoice,
+    ) -> Result<(Precision, Option<String>), ApiError> {
+        let bound = self.bound(device_id)?;
+        let recommended = recommend(&bound.device, &MemoryPicture::default()).precision;
+        Ok(match (choice, recommended) {
+            (PrecisionChoice::F32, _) => (Precision::F32, None),
+            (PrecisionChoice::Auto, Recommended::F16) | (PrecisionChoice::F16, Recommended::F16) => {
+                (Precision::F16, None)
+            }
+            (PrecisionChoice::Auto, Recommended::F32) => (Precision::F32, None),
+            (PrecisionChoice::F16, Recommended::F32) => {
+                (Precision::F32, Some(format!("{} has no f16 compute here: running in f32", bound.device.name)))
+            }
+        })
+    }
+
+    /// Upscales one image file. Blocking: call from a worker thread.
+    pub fn upscale_file(
+        &self,
+        request: UpscaleRequest<'_>,
+        on_event: &mut dyn FnMut(UpscaleEvent) -> bool,
+    ) -> Result<UpscaleOutcome, ApiError> {
+        let started = Instant::now();
+        let settings = request.settings;
+        settings.validate()?;
+        let decoded = images::decode_file(request.input)?;
+        let (in_w, in_h) = (decoded.image.width(), decoded.image.height());
+
+        // The device and the model, held for the whole job so no eviction takes it.
+        let bound = self.bound(request.device_id)?;
+        let target = bound.binding.compute.ok_or_else(|| ComputeError::NoBackend(request.device_id.clone()))?;
+        let device = self.state.compute.open(request.device_id, target);
+        let (precision, note) = self.upscale_precision(request.device_id, settings.precision)?;
+        if let Some(note) = note {
+            on_event(UpscaleEvent::Note(note));
+        }
+        let memory = self.device_memory(request.device_id)?;
+        let budget = memory.budget_bytes;
+        let (upscaler, load) = self.state.residency.load_as(
+            request.device_id,
+            &device,
+            request.model,
+            budget,
+            self.ram_budget(),
+            precision,
+        )?;
+        self.emit(crate::events::KilnEvent::ModelsChanged);
+        on_event(UpscaleEvent::Note(format!(
+            "model {} on {} in {:?} ({:?}, {:.2} s)",
+            request.model.file_name().map(|n| n.to_string_lossy()).unwrap_or_default(),
+            bound.device.name,
+            upscaler.precision,
+            load.source,
+            load.seconds
+        )));
+        let net_scale = upscaler.net_scale as f32 * upscaler.final_resize.unwrap_or(1.0);
+        let (out_w, out_h) = settings.output_size(in_w, in_h, net_scale);
+        let format_max = settings.format.max_side();
+        if out_w > format_max || out_h > format_max {
+            return Err(ApiError::invalid_input(format!(
+                "{out_w}×{out_h} is larger than {} holds ({format_max} px a side): choose PNG or a smaller size",
+                settings.format.extension().to_uppercase()
+            )));
+        }
+        // The result is assembled in RAM as f32 planes at the network's scale.
+        let (net_w, net_h) = (in_w as u64 * upscaler.net_scale as u64, in_h as u64 * upscaler.net_scale as u64);
+        let assembly = net_w * net_h * 4 * (if decoded.has_alpha() { 6 } else { 5 });
+        let ram_total = self
+            .latest_status(&DeviceId(DeviceId::CPU.into()))
+            .and_then(|s| s.memory_total_bytes.map(|r| r.value))
+            .unwrap_or(16 << 30);
+        if assembly > ram_total / 2 {
+            return Err(ApiError::new(
+                ErrorCode::OutOfMemory,
+                format!(
+                    "a {in_w}×{in_h} image becomes {net_w}×{net_h} at the model's scale, which needs {:.1} GiB of RAM to assemble; this machine has {:.1} GiB",
+                    assembly as f64 / (1u64 << 30) as f64,
+                    ram_total as f64 / (1u64 << 30) as f64
+                ),
+            ));
+        }
+
+        // Tiles: the largest that fit what the budget leaves beside the weights.
+        let per_pixel = upscaler.working_bytes_per_pixel() * if settings.tta { 2 } else { 1 };
+        let free = budget.saturating_sub(self.state.residency.weights_on(request.device_id));
+        let multiple = upscaler.size_multiple().max(1);
+        let tile = match settings.tile {
+            Some(tile) => tile as usize,
+            None => auto_tile(free, per_pixel),
+        };
+        let tile = (tile / multiple * multiple).max(multiple);
+        let options = TileOptions { max_tile: tile, min_tile: 16.max(multiple), ..TileOptions::default() };
+        let tiles = |t: usize| {
+            tiling::plan_axis(in_w as usize, t, options.overlap.min(t / 2), options.border, multiple).starts.len()
+                * tiling::plan_axis(in_h as usize, t, options.overlap.min(t / 2), options.border, multiple).starts.len()
+        };
+        let has_alpha = decoded.has_alpha();
+        let (rgb, alpha) = images::to_planes(&decoded.image);
+        let alpha = alpha.filter(|a| a.data.iter().any(|&v| v < 1.0));
+        let model_alpha = alpha.is_some() && settings.alpha == AlphaMode::Model;
+        let passes = if model_alpha { 2 } else { 1 };
+        on_event(UpscaleEvent::Ready { tile, precision: upscaler.precision, tiles_per_pass: tiles(tile), passes });
+        let tile_side =
+            (tile.min(in_w as usize + 2 * options.border) * tile.min(in_h as usize + 2 * options.border)) as u64;
+        let _working = self.state.residency.hold_working(Allocation {
+            id: 0,
+            device_id: request.device_id.clone(),
+            owner: request.owner.clone(),
+            component: "tiles".into(),
+            kind: AllocationKind::Activations,
+            bytes: tile_side * per_pixel,
+            since_ms: unix_ms(),
+            path: None,
+        });
+
+        let mut runner = NetRunner::new(upscaler.clone(), device.clone(), settings.tta);
+        let (up_rgb, mut final_tile) = run_pass(&mut runner, &rgb, false, options, (0, passes), on_event)?;
+        let up_alpha = match (&alpha, settings.alpha) {
+            (Some(a), AlphaMode::Model) => {
+                let options = TileOptions { max_tile: final_tile, ..options };
+                let (plane, last_tile) = run_pass(&mut runner, a, true, options, (1, passes), on_event)?;
+                final_tile = last_tile;
+                Some(plane)
+            }
+            (Some(a), AlphaMode::Resize) => Some(resize(a, up_rgb.width as u32, up_rgb.height as u32)),
+            (None, _) => None,
+        };
+        runner.release();
+        drop(runner);
+
+        // The size asked for, then the file.
+        let (rgb, alpha) = if (up_rgb.width as u32, up_rgb.height as u32) != (out_w, out_h) {
+            on_event(UpscaleEvent::Note(format!(
+                "resizing {}×{} to {out_w}×{out_h} (Lanczos)",
+                up_rgb.width, up_rgb.height
+            )));
+            (resize(&up_rgb, out_w, out_h), up_alpha.map(|a| resize(&a, out_w, out_h)))
+        } else {
+            (up_rgb, up_alpha)
+        };
+        // An input with an opaque alpha channel keeps one.
+        let alpha = alpha.or_else(|| {
+            has_alpha.then(|| Planes {
+                channels: 1,
+                width: out_w as usize,
+                height: out_h as usize,
+                data: vec![1.0; (out_w * out_h) as usize],
+            })
+        });
+        let sixteen = decoded.is_16_bit() && settings.format == OutputFormat::Png;
+        if decoded.is_16_bit() && !sixteen {
+            on_event(UpscaleEvent::Note(format!(
+                "{} holds 8 bits a channel: the 16-bit input is written as 8-bit",
+                settings.format.extension().to_uppercase()
+            )));
+        }
+        let image = images::from_planes(&rgb, alpha.as_ref(), sixteen);
+        let name =
+            request.input.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_else(|| "image".into());
+        let output = match request.output_file {
+            Some(file) => file.to_path_buf(),
+            None => {
+                std::fs::create_dir_all(request.output_dir).map_err(|e| {
+                    ApiError::new(ErrorCode::Io, format!("cannot create {}: {e}", request.output_dir.display()))
+                })?;
+                unused_path(request.output_dir.join(format!(
+                    "{name}{}.{}",
+                    settings.suffix(net_scale),
+                    settings.format.extension()
+                )))
+            }
+        };
+        let model_autov2 = crate::library::hashed_file(request.model)
+            .and_then(|file| self.state.library.hashes.get(&file))
+            .map(|sha256| kiln_models::hash::autov2(&sha256));
+        let mut outcome = UpscaleOutcome {
+            output: output.display().to_string(),
+            input_width: in_w,
+            input_height: in_h,
+            output_width: out_w,
+            output_height: out_h,
+            model: request.model.display().to_string(),
+            model_autov2,
+            device_id: request.device_id.clone(),
+            precision: upscaler.precision,
+            tile: final_tile as u32,
+            tta: settings.tta,
+            seconds: 0.0,
+        };
+        outcome.seconds = started.elapsed().as_secs_f64();
+        let metadata = OutputMetadata {
+            icc_profile: decoded.icc_profile.clone(),
+            exif: decoded.exif.clone(),
+            kiln_json: serde_json::to_string(&serde_json::json!({
+                "kiln": env!("CARGO_PKG_VERSION"),
+                "step": "upscale",
+                "input": request.input.file_name().map(|n| n.to_string_lossy()),
+                "model": request.model.file_name().map(|n| n.to_string_lossy()),
+                "model_autov2": outcome.model_autov2,
+                "scale": out_w as f32 / in_w as f32,
+                "tile": outcome.tile,
+                "tta": settings.tta,
+                "precision": outcome.precision,
+                "device": bound.device.name,
+                "seconds": (outcome.seconds * 1000.0).round() / 1000.0,
+            }))
+            .ok(),
+        };
+        images::write(&image, &output, settings.format, settings.quality, &metadata)?;
+        outcome.seconds = started.elapsed().as_secs_f64();
+        Ok(outcome)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes_and_suffixes_follow_the_setting() {
+        let mut s = UpscaleSettings::default();
+        assert_eq!(s.output_size(100, 50, 4.0), (400, 200));
+        assert_eq!(s.suffix(4.0), "_x4");
+        s.size = OutputSize::Scale { scale: 1.5 };
+        assert_eq!((s.output_size(100, 51, 4.0), s.suffix(4.0)), ((150, 77), "_x1.5".into()));
+        s.size = OutputSize::Width { width: 1920 };
+        assert_eq!((s.output_size(960, 540, 4.0), s.suffix(4.0)), ((1920, 1080), "_w1920".into()));
+        s.size = OutputSize::Scale { scale: 0.0 };
+        assert!(s.validate().is_err());
+    }
+
+    #[test]
+    fn outputs_never_overwrite() {
+        let dir = kiln_testdir::TempDir::new();
+        let path = dir.path().join("a_x4.png");
+        assert_eq!(unused_path(path.clone()), path);
+        std::fs::write(&path, b"x").unwrap();
+        assert_eq!(unused_path(path.clone()), dir.path().join("a_x4-1.png"));
+    }
+}
