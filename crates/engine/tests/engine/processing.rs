@@ -324,4 +324,3 @@ async fn uploads_cancel_and_retry() {
     assert!(list["workers"].as_array().unwrap().iter().any(|w| w["takes_any"] == json!(true)));
     engine.shutdown();
 }
-
