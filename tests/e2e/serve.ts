@@ -14,7 +14,8 @@ export default async function globalSetup(): Promise<() => Promise<void>> {
   const run = join(data, "run");
   mkdirSync(run, { mode: 0o700 });
   const child = spawn(bin, ["serve", "--port", "0"], {
-    env: { ...process.env, KILN_DATA_DIR: data, XDG_RUNTIME_DIR: run },
+    // HOME too: results go to ~/Pictures/Kiln by default, which must not be the real one.
+    env: { ...process.env, KILN_DATA_DIR: data, XDG_RUNTIME_DIR: run, HOME: data },
     stdio: ["ignore", "pipe", "inherit"],
   });
   const url = await new Promise<string>((ok, fail) => {

@@ -9,6 +9,10 @@ import { SettingsPage } from "./pages/settings";
 import { ModelsPage } from "./pages/models";
 import { MemoryPage } from "./pages/memory";
 import { NotBuiltPage } from "./pages/not-built";
+import { UpscalePage } from "./pages/upscale";
+import { QueuePage } from "./pages/queue";
+import { GalleryPage } from "./pages/gallery";
+import { unseenFailures, useJobProgress, useQueue, type QueueState } from "./api/queue";
 import { bytes, fixed } from "./components/format";
 
 export type PageId = "devices" | "memory" | "models" | "queue" | "upscale" | "generate" | "gallery" | "settings";
@@ -38,6 +42,20 @@ function activeDevice(state: State) {
   );
 }
 
+/** The Queue entry's hint: a dot while a job runs (red after an unseen failure) and how many wait or run. */
+function QueueHint({ queue }: { queue: QueueState }) {
+  const jobs = queue.list?.jobs ?? [];
+  const running = jobs.some((j) => j.state === "running");
+  const pending = jobs.filter((j) => j.state === "running" || j.state === "queued").length;
+  const failed = unseenFailures();
+  return (
+    <>
+      {failed > 0 ? <span class="dot dot-critical" title={`${failed} job${failed > 1 ? "s" : ""} failed`} /> : running ? <span class="dot dot-running" title="A job is running" /> : null}
+      {pending > 0 ? <span title={`${pending} running or waiting`}>{pending}</span> : null}
+    </>
+  );
+}
+
 function railHint(id: PageId, state: State): string {
   if (id !== "devices") return "";
   const device = activeDevice(state);
@@ -50,6 +68,7 @@ function railHint(id: PageId, state: State): string {
 
 export function App() {
   const store = useStore();
+  const queue = useQueue();
   const [page, setPage] = useState<PageId>(pageFromHash());
   const [palette, setPalette] = useState(false);
 
@@ -66,11 +85,19 @@ export function App() {
         setPalette((open) => !open);
       }
     };
+    // A file dropped where no page takes it would make the browser open it in place of Kiln.
+    const keepFiles = (e: DragEvent) => {
+      if (e.dataTransfer && Array.from(e.dataTransfer.types).includes("Files")) e.preventDefault();
+    };
     addEventListener("hashchange", onHash);
     addEventListener("keydown", onKey);
+    addEventListener("dragover", keepFiles);
+    addEventListener("drop", keepFiles);
     return () => {
       removeEventListener("hashchange", onHash);
       removeEventListener("keydown", onKey);
+      removeEventListener("dragover", keepFiles);
+      removeEventListener("drop", keepFiles);
     };
   }, []);
 
@@ -100,6 +127,7 @@ export function App() {
             <span class="rail-hint">
               {p.id === "devices" && worst !== "ok" ? <span class={`dot dot-${worst}`} title={`A device reports ${worst}`} /> : null}
               {railHint(p.id, store)}
+              {p.id === "queue" && <QueueHint queue={queue} />}
             </span>
           </a>
         ))}
@@ -109,7 +137,10 @@ export function App() {
         {page === "settings" && <SettingsPage />}
         {page === "models" && <ModelsPage />}
         {page === "memory" && <MemoryPage />}
-        {!["devices", "settings", "models", "memory"].includes(page) && <NotBuiltPage page={PAGES.find((p) => p.id === page)!.label} />}
+        {page === "queue" && <QueuePage />}
+        {page === "upscale" && <UpscalePage />}
+        {page === "gallery" && <GalleryPage />}
+        {page === "generate" && <NotBuiltPage page="Generate" />}
       </main>
       <StatusStrip />
       {palette && <Palette onClose={() => setPalette(false)} />}
@@ -144,10 +175,30 @@ function StatusStrip() {
       ) : (
         <span class="muted">No device</span>
       )}
+      <RunningJob />
       <span class="spacer" />
       <span class={`strip-connection conn-${c.state}`}>{connection}</span>
       {store.app && <span class="muted">Kiln {store.app.version}</span>}
     </footer>
+  );
+}
+
+/** The first running job and its live progress, linking to the Queue. */
+function RunningJob() {
+  const queue = useQueue();
+  const job = queue.list?.jobs.find((j) => j.state === "running");
+  const live = useJobProgress(job?.id);
+  if (!job) return null;
+  const progress = live?.progress ?? job.progress;
+  return (
+    <a class="strip-job" href="#/queue" title={`${job.kind}: ${job.name}`}>
+      <span class="dot dot-running" />
+      <span class="strip-job-name">{job.name}</span>
+      <span class="strip-bar">
+        <span class="strip-bar-job" style={{ width: `${progress * 100}%` }} />
+      </span>
+      <span class="strip-figure">{fixed(progress * 100, 0, "%")}</span>
+    </a>
   );
 }
 
@@ -164,6 +215,8 @@ function Palette({ onClose }: { onClose: () => void }) {
     () => [
       ...PAGES.map((p) => ({ label: `Go to ${p.label}`, run: () => void (location.hash = `#/${p.id}`) })),
       { label: "Find devices again", run: () => call("devices.rescan", {}) },
+      { label: "Pause the queue", run: () => call("queue.pause", {}) },
+      { label: "Resume the queue", run: () => call("queue.resume", {}) },
       ...store.devices
         .filter((d) => d.compute_backend)
         .map((d) => ({ label: `Benchmark ${d.name}`, run: () => call("devices.benchmark", { device_id: d.id }) })),

@@ -117,7 +117,8 @@ class IpcTransport implements Transport {
   }
 }
 
-const inTauri = typeof window !== "undefined" && "__TAURI_INTERNALS__" in window;
+/** Whether the UI runs inside the desktop app (else a browser on `kiln serve`). */
+export const inTauri = typeof window !== "undefined" && "__TAURI_INTERNALS__" in window;
 const transport: Transport = inTauri ? new IpcTransport() : new HttpTransport(takeToken());
 
 /** Runs an engine operation. Throws {@link KilnError}. */

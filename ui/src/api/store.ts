@@ -140,12 +140,22 @@ function onEvent(event: KilnEvent): void {
 }
 
 const eventListeners = new Set<(event: KilnEvent) => void>();
+/** Calls `listener` for every engine event until the returned function is called. */
+export function listenEvents(listener: (event: KilnEvent) => void): () => void {
+  eventListeners.add(listener);
+  return () => void eventListeners.delete(listener);
+}
+
 /** Calls `listener` for every engine event while the component is mounted. */
 export function useEvents(listener: (event: KilnEvent) => void): void {
-  useEffect(() => {
-    eventListeners.add(listener);
-    return () => void eventListeners.delete(listener);
-  }, [listener]);
+  useEffect(() => listenEvents(listener), [listener]);
+}
+
+const resyncListeners = new Set<() => void>();
+/** Calls `listener` whenever events were missed and state must be fetched again. */
+export function listenResync(listener: () => void): () => void {
+  resyncListeners.add(listener);
+  return () => void resyncListeners.delete(listener);
 }
 
 async function loadHistory(): Promise<void> {
@@ -170,7 +180,10 @@ export async function start(): Promise<void> {
       state.connection = connection;
       changed();
     },
-    () => void refresh(),
+    () => {
+      void refresh();
+      for (const listener of resyncListeners) listener();
+    },
   );
   await refresh();
 }

@@ -31,3 +31,30 @@ export function ago(ms: number): string {
 export function hex(n: number | undefined, width = 4): string {
   return n == null ? "—" : `0x${n.toString(16).padStart(width, "0")}`;
 }
+
+/** Seconds as `4.2 s`, `3 min 05 s` or `2 h 07 min`. */
+export function duration(s: number | undefined | null): string {
+  if (s == null || !Number.isFinite(s)) return "—";
+  if (s < 10) return `${s.toFixed(1)} s`;
+  if (s < 60) return `${s.toFixed(0)} s`;
+  const m = Math.floor(s / 60);
+  if (m < 60) return `${m} min ${String(Math.floor(s % 60)).padStart(2, "0")} s`;
+  return `${Math.floor(m / 60)} h ${String(m % 60).padStart(2, "0")} min`;
+}
+
+/** An image size as `1920 × 1080`. */
+export function pixels(width: number | undefined | null, height: number | undefined | null): string {
+  return width == null || height == null ? "—" : `${width} × ${height}`;
+}
+
+/** The last part of a path, on any platform. */
+export function fileName(path: string): string {
+  return path.split(/[\\/]/).filter(Boolean).pop() ?? path;
+}
+
+/** A time of day (today) or a date and time. */
+export function when(ms: number | undefined | null): string {
+  if (ms == null) return "—";
+  const date = new Date(ms);
+  return date.toDateString() === new Date().toDateString() ? date.toLocaleTimeString() : date.toLocaleString();
+}

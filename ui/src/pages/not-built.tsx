@@ -3,10 +3,7 @@
 const PLANNED: Record<string, string> = {
   Memory: "a live VRAM map per device (other processes, each loaded model, Kiln's working memory, pool reserve, free) and the allocation ledger",
   Models: "every model file Kiln finds, its detected architecture, size, hash and whether it sits on disk, in RAM or in VRAM",
-  Queue: "the persistent job queue: running, queued and finished jobs with progress, reorder, pause and retry",
-  Upscale: "drag-and-drop upscaling with ESRGAN-family models and a before/after comparison",
   Generate: "Stable Diffusion text-to-image and image-to-image with live previews",
-  Gallery: "every image Kiln made, with its settings and model hash",
 };
 
 export function NotBuiltPage({ page }: { page: string }) {
@@ -17,7 +14,7 @@ export function NotBuiltPage({ page }: { page: string }) {
       </header>
       <div class="empty">
         <p>This part of Kiln is not built yet.</p>
-        <p class="muted">When it is, this page will show {PLANNED[page] ?? "its domain"}. Devices and Settings work now.</p>
+        <p class="muted">When it is, this page will show {PLANNED[page] ?? "its domain"}. The other pages work now.</p>
       </div>
     </section>
   );
