@@ -14,7 +14,7 @@ use burn::tensor::Device;
 use kiln_engine::nets::weights::HostWeights;
 use kiln_engine::nets::{Precision, Upscaler};
 use kiln_engine::postprocessing::tiling::{self, Planes, TileOptions};
-use kiln_engine::postprocessing::upscale::{NetRunner, auto_tile};
+use kiln_engine::postprocessing::upscale::{NetRunner, auto_tile, buffer_tile_limit};
 use kiln_engine::{Engine, EngineOptions, dispatch};
 use serde_json::{Value, json};
 
@@ -47,8 +47,9 @@ fn main() {
         .or_else(|| list.iter().find(|d| d["kind"] == json!("software_gpu") && d["compute_backend"].is_string()))
         .expect("a GPU that computes");
     let id = gpu["id"].as_str().unwrap().to_owned();
-    let f16 =
-        call("devices.capabilities", json!({ "device_id": id }))["features"]["shader_f16"].as_bool().unwrap_or(false);
+    let capabilities = call("devices.capabilities", json!({ "device_id": id }));
+    let f16 = capabilities["features"]["shader_f16"].as_bool().unwrap_or(false);
+    let buffer_limit = capabilities["limits"]["max_storage_buffer_binding_size"].as_u64().filter(|l| *l > 0);
     let used = |engine: &Engine| {
         engine.sample_now();
         rt.block_on(dispatch(engine, "devices.status", json!({ "device_id": id })))
@@ -72,7 +73,8 @@ fn main() {
         for &precision in &precisions {
             let upscaler = Arc::new(Upscaler::build(&weights, &device, precision).expect("the model loads"));
             let per_pixel = upscaler.working_bytes_per_pixel();
-            let tile = auto_tile(budget.saturating_sub(weights.bytes()), per_pixel);
+            let tile = auto_tile(budget.saturating_sub(weights.bytes()), per_pixel)
+                .min(buffer_limit.map_or(usize::MAX, |l| buffer_tile_limit(&upscaler, l)));
             for &(w, h) in sizes {
                 let mut image = Planes::zeros(3, w, h);
                 for (i, v) in image.data.iter_mut().enumerate() {

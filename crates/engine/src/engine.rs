@@ -117,8 +117,9 @@ impl Engine {
         Ok(engine)
     }
 
-    /// Stops background sampling and the workers (a running job stops after its current step
-    /// and is taken back by the next start). Operations keep working; statuses stop updating.
+    /// Stops background sampling, and the workers once the job each runs ends (a process that
+    /// exits first leaves its job to the next start). Operations keep working; statuses stop
+    /// updating.
     pub fn shutdown(&self) {
         self.state.stop.store(true, Ordering::Relaxed);
     }

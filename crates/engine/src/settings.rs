@@ -75,6 +75,7 @@ impl Settings {
             )));
         }
         self.memory.validate()?;
+        self.processing.validate()?;
         self.health.validate()
     }
 }

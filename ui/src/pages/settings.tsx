@@ -1,5 +1,6 @@
-// Settings: how often devices are sampled, how much history is kept, memory budgets, and the
-// health thresholds. Budgets set per device live on the Memory page.
+// Settings: how often devices are sampled, how much history is kept, memory budgets, where
+// results go and which folders files may come from, and the health thresholds. Budgets set per
+// device live on the Memory page.
 
 import { useEffect, useState } from "preact/hooks";
 import type { HealthThresholds, Settings } from "../generated/kiln";
@@ -127,6 +128,39 @@ export function SettingsPage() {
             />
             <span class="unit">% of what others leave</span>
           </label>
+        </fieldset>
+        <fieldset>
+          <legend>Files</legend>
+          <label>
+            <span>Results go to</span>
+            <input
+              type="text"
+              placeholder="Pictures/Kiln"
+              value={draft.processing.output_dir ?? ""}
+              onInput={(e) => {
+                const value = (e.target as HTMLInputElement).value.trim();
+                setDraft({ ...draft, processing: { ...draft.processing, output_dir: value === "" ? undefined : value } });
+              }}
+            />
+            <span />
+          </label>
+          <label>
+            <span>Also allow folders</span>
+            <textarea
+              rows={3}
+              placeholder="/mnt/photos (one per line)"
+              value={draft.processing.allowed_roots.join("\n")}
+              onInput={(e) => {
+                const roots = (e.target as HTMLTextAreaElement).value.split("\n").map((r) => r.trim()).filter((r) => r !== "");
+                setDraft({ ...draft, processing: { ...draft.processing, allowed_roots: roots } });
+              }}
+            />
+            <span />
+          </label>
+          <p class="muted small">
+            Results go to Pictures/Kiln unless set here or on the Upscale page. Files and folders the UI names must lie in
+            your home folder, Kiln's data folder, the results folder or a folder listed here.
+          </p>
         </fieldset>
         <fieldset>
           <legend>Health thresholds</legend>

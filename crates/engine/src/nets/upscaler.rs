@@ -172,6 +172,24 @@ impl Upscaler {
         values * self.precision.bytes()
     }
 
+    /// Bytes per input pixel of the largest single tensor the network makes (the RRDBNet's
+    /// feature map after the last upsampling; the compact net's body): one GPU buffer holds it,
+    /// so the device's largest storage binding caps the tile.
+    pub fn largest_tensor_bytes_per_pixel(&self) -> u64 {
+        let values = match &self.network {
+            Network::Rrdb(net) => {
+                let unshuffle = net.pixel_unshuffle.max(1) as u64;
+                let up = net.scale() as u64 * unshuffle;
+                net.conv_first.out_channels() as u64 * up * up / (unshuffle * unshuffle)
+            }
+            Network::Compact(net) => {
+                let features = net.body.first().map_or(64, |b| b.conv.out_channels()) as u64;
+                features.max(3 * (net.scale * net.scale) as u64)
+            }
+        };
+        values * self.precision.bytes()
+    }
+
     /// How many input pixels a tile's sides must be a multiple of (pixel-unshuffle).
     pub fn size_multiple(&self) -> usize {
         match &self.network {

@@ -189,6 +189,12 @@ pub fn auto_tile(free: u64, per_pixel: u64) -> usize {
     (side / 32 * 32).clamp(32, 1024)
 }
 
+/// The largest tile side whose biggest tensor fits one storage buffer of `limit` bytes.
+pub fn buffer_tile_limit(upscaler: &Upscaler, limit: u64) -> usize {
+    let side = ((limit / upscaler.largest_tensor_bytes_per_pixel().max(1)) as f64).sqrt() as usize;
+    (side / 32 * 32).max(32)
+}
+
 /// A network on a device as a tile runner, with optional 8-fold TTA.
 pub struct NetRunner {
     upscaler: Arc<Upscaler>,
@@ -456,6 +462,22 @@ impl Engine {
         let tile = match settings.tile {
             Some(tile) => tile as usize,
             None => auto_tile(free, per_pixel),
+        };
+        let buffer_limit = bound
+            .device
+            .adapters
+            .iter()
+            .find(|a| Some(a.backend.as_str()) == bound.device.compute_backend.as_deref())
+            .map(|a| a.limits.max_storage_buffer_binding_size)
+            .filter(|l| *l > 0);
+        let tile = match buffer_limit.map(|limit| buffer_tile_limit(&upscaler, limit)) {
+            Some(cap) if cap < tile => {
+                on_event(UpscaleEvent::Note(format!(
+                    "tiles of at most {cap} px: a larger tile's feature map would not fit one GPU buffer"
+                )));
+                cap
+            }
+            _ => tile,
         };
         let tile = (tile / multiple * multiple).max(multiple);
         let options = TileOptions { max_tile: tile, min_tile: 16.max(multiple), ..TileOptions::default() };

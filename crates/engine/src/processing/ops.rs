@@ -215,6 +215,16 @@ pub struct ProcessingSettings {
     pub allowed_roots: Vec<String>,
 }
 
+impl ProcessingSettings {
+    pub fn validate(&self) -> Result<(), ApiError> {
+        let relative = self.output_dir.iter().chain(&self.allowed_roots).find(|p| !Path::new(p).is_absolute());
+        match relative {
+            Some(path) => Err(ApiError::invalid_input(format!("{path} is not an absolute path"))),
+            None => Ok(()),
+        }
+    }
+}
+
 fn not_allowed(path: &str) -> ApiError {
     ApiError::new(
         ErrorCode::PermissionDenied,
