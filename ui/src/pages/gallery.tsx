@@ -219,6 +219,12 @@ function GalleryViewer({ job, onClose, onStep }: { job: Job; onClose: () => void
             <button class="button small" onClick={() => actions.run("folder", () => call("jobs.open", { id: job.id, folder: true }))}>
               Open folder
             </button>
+            {full && outcome && (
+              // Browsers on another machine (kiln serve) take the file this way.
+              <a class="button small" href={full.url} download={outcome.output.split(/[\\/]/).pop()}>
+                Download
+              </a>
+            )}
             {outcome && (
               <button class="button small" onClick={compare} title="Before and after on the Upscale page">
                 Compare

@@ -368,6 +368,22 @@ mod tests {
     }
 
     #[test]
+    fn tiff_and_bmp_inputs_decode_with_their_depth() {
+        let dir = kiln_testdir::TempDir::new();
+        let sixteen = sample(true, true);
+        let tiff = dir.path().join("in.tif");
+        sixteen.save_with_format(&tiff, image::ImageFormat::Tiff).unwrap();
+        let back = decode_file(&tiff).unwrap();
+        assert!(back.is_16_bit() && back.has_alpha());
+        assert_eq!(back.image, sixteen);
+        let bmp = dir.path().join("in.bmp");
+        let eight = sample(false, false);
+        eight.save_with_format(&bmp, image::ImageFormat::Bmp).unwrap();
+        let back = decode_file(&bmp).unwrap();
+        assert_eq!((back.format, back.image.to_rgb8()), (image::ImageFormat::Bmp, eight.to_rgb8()));
+    }
+
+    #[test]
     fn bad_input_is_a_typed_error() {
         let dir = kiln_testdir::TempDir::new();
         let missing = decode_file(&dir.path().join("nope.png")).unwrap_err();
