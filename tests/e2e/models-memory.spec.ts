@@ -1,6 +1,7 @@
 // The Models and Memory pages in a real browser against `kiln serve`: the bundled model is in
 // the library with its architecture and hash; loading it onto the software GPU puts it in that
-// device's memory map and the ledger; unloading takes it out again. Screenshots are kept
+// device's memory map and the ledger; its drawer hands it to the Upscale page; unloading takes
+// it out again. Screenshots are kept
 // (test-results/e2e/models.png, memory.png).
 import { expect, test } from "@playwright/test";
 import { openPage } from "./pages";
@@ -31,7 +32,11 @@ test("a loaded model appears in the VRAM map and disappears after unload", async
   await row.getByRole("button", { name: MODEL }).click();
   await expect(page.getByRole("complementary", { name: `Details of ${MODEL}` })).toContainText("621,424");
   await page.screenshot({ path: `${test.info().project.outputDir}/models.png` });
-  await page.getByRole("button", { name: "Close details" }).click();
+  // "Use for upscaling" opens the Upscale page with this model chosen, then back.
+  await page.getByRole("button", { name: "Use for upscaling" }).click();
+  await expect(page.getByRole("heading", { name: "Upscale" })).toBeVisible();
+  await expect(page.getByLabel("Model").locator("option:checked")).toHaveText(/realesr-animevideov3-x4/);
+  await openPage(page, "Control+3", "Models");
 
   await openPage(page, "Control+2", "Memory");
   const card = page.locator(`article.memory-card[data-device="${lavapipe}"]`);

@@ -7,6 +7,7 @@ import { call, KilnError } from "../api/client";
 import { useEvents, useStore } from "../api/store";
 import { ErrorNote } from "../components/common";
 import { ago, bytes } from "../components/format";
+import { loadChoices, saveChoices } from "../components/upscale-settings";
 
 function useLibrary(): [Library | null, KilnError | null, () => void] {
   const [library, setLibrary] = useState<Library | null>(null);
@@ -236,6 +237,12 @@ interface DrawerProps {
   onClose: () => void;
 }
 
+/** Makes `path` the Upscale page's model (empty: the bundled one) and opens that page. */
+function useForUpscaling(path: string) {
+  saveChoices({ ...loadChoices(), model: path });
+  location.hash = "#/upscale";
+}
+
 function ModelDrawer({ model, bundled, deviceName, loaded, busy, onLoad, onUnload, onClose }: DrawerProps) {
   const info = model.info;
   return (
@@ -258,7 +265,9 @@ function ModelDrawer({ model, bundled, deviceName, loaded, busy, onLoad, onUnloa
               {busy ? "Loading…" : `Load onto ${deviceName}`}
             </button>
           )}
-          <span class="muted small">Upscaling with it arrives with the Upscale page.</span>
+          <button class="button" onClick={() => useForUpscaling(bundled ? "" : model.path)}>
+            Use for upscaling
+          </button>
         </div>
       )}
       {bundled && (
