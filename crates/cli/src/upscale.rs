@@ -83,7 +83,7 @@ fn resolve_model(engine: &Engine, model: &str) -> anyhow::Result<String> {
     if Path::new(model).exists() {
         return Ok(model.to_owned());
     }
-    let library = futures_lite(engine.models_list(kiln_engine::devices::NoInput {}))?;
+    let library = block_on(engine.models_list(kiln_engine::devices::NoInput {}))?;
     let wanted = model.to_ascii_lowercase();
     let found = library.models.iter().find(|m| {
         let stem = Path::new(&m.path).file_stem().map(|s| s.to_string_lossy().to_ascii_lowercase());
@@ -99,7 +99,7 @@ fn resolve_model(engine: &Engine, model: &str) -> anyhow::Result<String> {
 }
 
 /// Runs an engine future to completion from synchronous code inside the runtime.
-fn futures_lite<T>(future: impl std::future::Future<Output = Result<T, kiln_engine::ApiError>>) -> anyhow::Result<T> {
+fn block_on<T>(future: impl std::future::Future<Output = Result<T, kiln_engine::ApiError>>) -> anyhow::Result<T> {
     tokio::task::block_in_place(|| tokio::runtime::Handle::current().block_on(future))
         .map_err(|e| anyhow::anyhow!(e.message))
 }

@@ -5,9 +5,11 @@
 //! (the file's folder is added to the library of a fresh data folder; without a file, the
 //! bundled model). Prints JSON.
 
+mod support;
+
 use std::path::PathBuf;
 
-use kiln_engine::{Engine, EngineOptions, dispatch};
+use kiln_engine::{Engine, dispatch};
 use serde_json::{Value, json};
 
 fn used(rt: &tokio::runtime::Runtime, engine: &Engine, id: &str) -> Option<u64> {
@@ -24,25 +26,14 @@ fn main() {
             .join("../../assets/models/realesr-animevideov3-x4/realesr-animevideov3-x4.param")
     });
     let model = model.canonicalize().expect("the model file exists");
-    let data = std::env::temp_dir().join(format!("kiln-bench-{}", std::process::id()));
-    let mut options = EngineOptions::standard();
-    options.data_dir = data.clone();
-    options.background_sampling = false;
-    let engine = Engine::start(options).expect("the engine starts");
+    let bench = support::BenchEngine::start();
+    let engine = &bench.engine;
     let rt = tokio::runtime::Runtime::new().unwrap();
     let call =
-        |op: &str, input: Value| rt.block_on(dispatch(&engine, op, input)).unwrap_or_else(|e| panic!("{op}: {e:?}"));
+        |op: &str, input: Value| rt.block_on(dispatch(engine, op, input)).unwrap_or_else(|e| panic!("{op}: {e:?}"));
 
     let devices = call("devices.list", Value::Null);
-    let gpu = devices["devices"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|d| {
-            matches!(d["kind"].as_str(), Some("discrete_gpu" | "integrated_gpu")) && d["compute_backend"].is_string()
-        })
-        .or_else(|| devices["devices"].as_array().unwrap().iter().find(|d| d["compute_backend"].is_string()))
-        .expect("a device that computes");
+    let gpu = support::device_to_measure(&devices);
     let id = gpu["id"].as_str().unwrap().to_owned();
     call("models.add_folder", json!({ "path": model.parent().unwrap() }));
     // Open the device and its pools first, so the delta counts the model, not the context.
@@ -52,9 +43,9 @@ fn main() {
 
     let mut runs = Vec::new();
     for round in ["cold", "warm"] {
-        let before = used(&rt, &engine, &id);
+        let before = used(&rt, engine, &id);
         let loaded = call("models.load", json!({ "path": model, "device_id": id }));
-        let after = used(&rt, &engine, &id);
+        let after = used(&rt, engine, &id);
         let memory = call("memory.usage", json!({ "device_id": id }));
         runs.push(json!({
             "round": round,
@@ -68,5 +59,4 @@ fn main() {
     }
     let result = json!({ "device": gpu["name"], "backend": gpu["compute_backend"], "model": model, "runs": runs });
     println!("{}", serde_json::to_string_pretty(&result).unwrap());
-    let _ = std::fs::remove_dir_all(data);
 }

@@ -6,6 +6,8 @@
 //! (under `cargo test`, with no model given, it runs the bundled model once on a small input, as
 //! a smoke test of the same path). Prints one JSON object per run.
 
+mod support;
+
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Instant;
@@ -15,7 +17,7 @@ use kiln_engine::nets::weights::HostWeights;
 use kiln_engine::nets::{Precision, Upscaler};
 use kiln_engine::postprocessing::tiling::{self, Planes, TileOptions};
 use kiln_engine::postprocessing::upscale::{NetRunner, auto_tile, buffer_tile_limit};
-use kiln_engine::{Engine, EngineOptions, dispatch};
+use kiln_engine::{Engine, dispatch};
 use serde_json::{Value, json};
 
 fn main() {
@@ -29,23 +31,13 @@ fn main() {
     } else {
         models
     };
-    let data = std::env::temp_dir().join(format!("kiln-bench-{}", std::process::id()));
-    let mut options = EngineOptions::standard();
-    options.data_dir = data.clone();
-    options.background_sampling = false;
-    let engine = Engine::start(options).expect("the engine starts");
+    let bench = support::BenchEngine::start();
+    let engine = &bench.engine;
     let rt = tokio::runtime::Runtime::new().unwrap();
     let call =
-        |op: &str, input: Value| rt.block_on(dispatch(&engine, op, input)).unwrap_or_else(|e| panic!("{op}: {e:?}"));
+        |op: &str, input: Value| rt.block_on(dispatch(engine, op, input)).unwrap_or_else(|e| panic!("{op}: {e:?}"));
     let devices = call("devices.list", Value::Null);
-    let list = devices["devices"].as_array().unwrap();
-    let gpu = list
-        .iter()
-        .find(|d| {
-            matches!(d["kind"].as_str(), Some("discrete_gpu" | "integrated_gpu")) && d["compute_backend"].is_string()
-        })
-        .or_else(|| list.iter().find(|d| d["kind"] == json!("software_gpu") && d["compute_backend"].is_string()))
-        .expect("a GPU that computes");
+    let gpu = support::device_to_measure(&devices);
     let id = gpu["id"].as_str().unwrap().to_owned();
     let capabilities = call("devices.capabilities", json!({ "device_id": id }));
     let f16 = capabilities["features"]["shader_f16"].as_bool().unwrap_or(false);
@@ -82,7 +74,7 @@ fn main() {
                 }
                 let mut runner = NetRunner::new(upscaler.clone(), device.clone(), false);
                 let options = TileOptions { max_tile: tile, ..Default::default() };
-                let before = used(&engine);
+                let before = used(engine);
                 let mut tiles = 0;
                 // The first pass compiles and tunes kernels for the tile shapes.
                 let warm = Instant::now();
@@ -106,7 +98,7 @@ fn main() {
                     tiling::upscale(&image, &mut runner, options, &mut |_| true).expect("the upscale runs");
                 }
                 let seconds = started.elapsed().as_secs_f64() / reps as f64;
-                let after = used(&engine);
+                let after = used(engine);
                 let pool = call("memory.usage", json!({ "device_id": id }))["pool"].clone();
                 let mpx = (w * h) as f64 / 1e6;
                 println!(
@@ -130,5 +122,4 @@ fn main() {
             }
         }
     }
-    let _ = std::fs::remove_dir_all(data);
 }

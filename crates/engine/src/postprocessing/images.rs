@@ -152,29 +152,26 @@ pub fn from_planes(rgb: &Planes, alpha: Option<&Planes>, sixteen_bit: bool) -> D
     let channels = if alpha.is_some() { 4 } else { 3 };
     let value =
         |i: usize, c: usize| -> f32 { if c == 3 { alpha.map_or(1.0, |a| a.data[i]) } else { rgb.data[c * n + i] } };
-    if sixteen_bit {
-        let mut data = Vec::with_capacity(n * channels);
-        for i in 0..n {
-            for c in 0..channels {
-                data.push((value(i, c).clamp(0.0, 1.0) * 65535.0).round() as u16);
+    // Interleaved samples in [0, `max`], rounded.
+    let samples =
+        |max: f32| (0..n).flat_map(move |i| (0..channels).map(move |c| (value(i, c).clamp(0.0, 1.0) * max).round()));
+    let (w, h) = (w as u32, h as u32);
+    match (sixteen_bit, channels == 4) {
+        (true, alpha) => {
+            let data: Vec<u16> = samples(65535.0).map(|v| v as u16).collect();
+            if alpha {
+                DynamicImage::ImageRgba16(image::ImageBuffer::from_raw(w, h, data).expect("sized"))
+            } else {
+                DynamicImage::ImageRgb16(image::ImageBuffer::from_raw(w, h, data).expect("sized"))
             }
         }
-        if channels == 4 {
-            DynamicImage::ImageRgba16(image::ImageBuffer::from_raw(w as u32, h as u32, data).expect("sized"))
-        } else {
-            DynamicImage::ImageRgb16(image::ImageBuffer::from_raw(w as u32, h as u32, data).expect("sized"))
-        }
-    } else {
-        let mut data = Vec::with_capacity(n * channels);
-        for i in 0..n {
-            for c in 0..channels {
-                data.push((value(i, c).clamp(0.0, 1.0) * 255.0).round() as u8);
+        (false, alpha) => {
+            let data: Vec<u8> = samples(255.0).map(|v| v as u8).collect();
+            if alpha {
+                DynamicImage::ImageRgba8(image::ImageBuffer::from_raw(w, h, data).expect("sized"))
+            } else {
+                DynamicImage::ImageRgb8(image::ImageBuffer::from_raw(w, h, data).expect("sized"))
             }
-        }
-        if channels == 4 {
-            DynamicImage::ImageRgba8(image::ImageBuffer::from_raw(w as u32, h as u32, data).expect("sized"))
-        } else {
-            DynamicImage::ImageRgb8(image::ImageBuffer::from_raw(w as u32, h as u32, data).expect("sized"))
         }
     }
 }

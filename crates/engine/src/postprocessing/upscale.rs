@@ -161,6 +161,9 @@ pub enum UpscaleEvent {
     },
     /// A line for the job's log.
     Note(String),
+    /// A line for the job's log about something the user asked for that the step changed: a
+    /// smaller tile after running out of memory, f32 for f16, 8 bits for 16.
+    Warning(String),
 }
 
 /// What an upscale did.
@@ -306,7 +309,7 @@ fn run_pass(
         }
         TileEvent::Shrunk { from, to, reason } => {
             final_tile = to;
-            on_event(UpscaleEvent::Note(format!(
+            on_event(UpscaleEvent::Warning(format!(
                 "out of memory with {from}-pixel tiles ({reason}); going on with {to}-pixel tiles"
             )))
         }
@@ -407,7 +410,7 @@ impl Engine {
         let device = self.state.compute.open(request.device_id, target);
         let (precision, note) = self.upscale_precision(request.device_id, settings.precision)?;
         if let Some(note) = note {
-            on_event(UpscaleEvent::Note(note));
+            on_event(UpscaleEvent::Warning(note));
         }
         let memory = self.device_memory(request.device_id)?;
         let budget = memory.budget_bytes;
@@ -491,7 +494,7 @@ impl Engine {
         let model_alpha = alpha.is_some() && settings.alpha == AlphaMode::Model;
         let passes = if model_alpha { 2 } else { 1 };
         on_event(UpscaleEvent::Ready { tile, precision: upscaler.precision, tiles_per_pass: tiles(tile), passes });
-        let tile_side =
+        let tile_area =
             (tile.min(in_w as usize + 2 * options.border) * tile.min(in_h as usize + 2 * options.border)) as u64;
         let _working = self.state.residency.hold_working(Allocation {
             id: 0,
@@ -499,7 +502,7 @@ impl Engine {
             owner: request.owner.clone(),
             component: "tiles".into(),
             kind: AllocationKind::Activations,
-            bytes: tile_side * per_pixel,
+            bytes: tile_area * per_pixel,
             since_ms: unix_ms(),
             path: None,
         });
@@ -540,7 +543,7 @@ impl Engine {
         });
         let sixteen = decoded.is_16_bit() && settings.format == OutputFormat::Png;
         if decoded.is_16_bit() && !sixteen {
-            on_event(UpscaleEvent::Note(format!(
+            on_event(UpscaleEvent::Warning(format!(
                 "{} holds 8 bits a channel: the 16-bit input is written as 8-bit",
                 settings.format.extension().to_uppercase()
             )));

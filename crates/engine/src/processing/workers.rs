@@ -314,14 +314,10 @@ fn run_step(
                 match event {
                     UpscaleEvent::Note(line) => {
                         let _ = store.log(job.id, "info", &line);
-                        let warn = line.starts_with("out of memory");
-                        if warn {
-                            let _ = store.log(
-                                job.id,
-                                "warn",
-                                "the tile was made smaller after the device ran out of memory",
-                            );
-                        }
+                        true
+                    }
+                    UpscaleEvent::Warning(line) => {
+                        let _ = store.log(job.id, "warn", &line);
                         true
                     }
                     UpscaleEvent::Ready { tile, precision, tiles_per_pass, passes } => {
