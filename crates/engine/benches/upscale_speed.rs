@@ -14,7 +14,7 @@ use std::time::Instant;
 
 use burn::tensor::Device;
 use kiln_engine::nets::weights::HostWeights;
-use kiln_engine::nets::{Precision, Upscaler};
+use kiln_engine::nets::{Kernels, Precision, Upscaler};
 use kiln_engine::postprocessing::tiling::{self, Planes, TileOptions};
 use kiln_engine::postprocessing::upscale::{NetRunner, auto_tile, buffer_tile_limit};
 use kiln_engine::{Engine, dispatch};
@@ -23,6 +23,7 @@ use serde_json::{Value, json};
 fn main() {
     let models: Vec<PathBuf> = std::env::args().skip(1).map(PathBuf::from).filter(|a| a.is_file()).collect();
     let smoke = models.is_empty();
+    let with_burn = std::env::args().any(|a| a == "--with-burn");
     let models = if smoke {
         vec![
             PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -62,12 +63,21 @@ fn main() {
     };
     for model in &models {
         let weights = HostWeights::read(model).expect("the model reads");
-        for &precision in &precisions {
-            let upscaler = Arc::new(Upscaler::build(&weights, &device, precision).expect("the model loads"));
+        let mut implementations = vec![Kernels::best_for(&device)];
+        if with_burn && implementations[0] != Kernels::Burn {
+            implementations.push(Kernels::Burn);
+        }
+        for (&precision, &kernels) in precisions.iter().flat_map(|p| implementations.iter().map(move |k| (p, k))) {
+            let upscaler =
+                Arc::new(Upscaler::build_with(&weights, &device, precision, kernels).expect("the model loads"));
             let per_pixel = upscaler.working_bytes_per_pixel();
             let tile = auto_tile(budget.saturating_sub(weights.bytes()), per_pixel)
                 .min(buffer_limit.map_or(usize::MAX, |l| buffer_tile_limit(&upscaler, l)));
             for &(w, h) in sizes {
+                // burn's f32 convolutions fall to its direct kernel: tens of seconds a 1080p image.
+                if kernels == Kernels::Burn && precision == Precision::F32 && w * h > 1_000_000 {
+                    continue;
+                }
                 let mut image = Planes::zeros(3, w, h);
                 for (i, v) in image.data.iter_mut().enumerate() {
                     *v = ((i * 2654435761) % 1000) as f32 / 1000.0;
@@ -108,6 +118,7 @@ fn main() {
                         "model": model.file_stem().map(|s| s.to_string_lossy().into_owned()),
                         "input": format!("{w}x{h}"),
                         "precision": precision,
+                        "kernels": format!("{kernels:?}"),
                         "tile": tile,
                         "tiles": tiles,
                         "first_run_s": first,

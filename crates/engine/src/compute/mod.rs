@@ -5,6 +5,7 @@
 //! a device counts as open here once Kiln has run work on it; only open devices report pools.
 
 pub mod benchmark;
+pub mod kernels;
 
 use std::collections::HashMap;
 use std::panic::{AssertUnwindSafe, catch_unwind};

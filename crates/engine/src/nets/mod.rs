@@ -3,9 +3,10 @@
 //! any format `kiln-models` reads.
 
 pub mod compact;
+pub mod fused;
 pub mod layers;
 pub mod rrdbnet;
 pub mod upscaler;
 pub mod weights;
 
-pub use upscaler::{Precision, Upscaler, UpscalerError};
+pub use upscaler::{Kernels, Precision, Upscaler, UpscalerError};

@@ -9,8 +9,10 @@ use serde::{Deserialize, Serialize};
 use ts_rs::TS;
 
 use super::compact::CompactNet;
+use super::fused::{FusedCompactNet, FusedRrdbNet};
 use super::rrdbnet::RrdbNet;
 use super::weights::{self, HostWeights, RrdbShape, WeightReader};
+use crate::compute::kernels::{self, KernelChoice};
 use crate::error::{ApiError, ErrorCode};
 
 /// Why a file cannot be run as an upscaler.
@@ -68,10 +70,36 @@ impl Precision {
     }
 }
 
+/// Which implementation runs a network.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kernels {
+    /// burn's operations (NCHW): the CPU backend, and the reference in tests.
+    Burn,
+    /// Kiln's fused NHWC kernels (`compute::kernels`) on GPUs, in the form given.
+    Kiln(KernelChoice),
+}
+
+impl Kernels {
+    /// Kiln's kernels wherever the device runs them.
+    pub fn best_for(device: &Device) -> Self {
+        if kernels::has_kernels(device) { Self::Kiln(KernelChoice::Best) } else { Self::Burn }
+    }
+}
+
 #[derive(Debug, Clone)]
 pub enum Network {
     Rrdb(RrdbNet),
     Compact(CompactNet),
+    FusedRrdb(FusedRrdbNet),
+    FusedCompact(FusedCompactNet),
+}
+
+/// What the memory estimates need of a network's shape.
+#[derive(Debug, Clone, Copy)]
+struct NetShape {
+    features: u64,
+    unshuffle: u64,
+    compact: bool,
 }
 
 /// A loaded upscaler.
@@ -84,6 +112,7 @@ pub struct Upscaler {
     /// A resize the file asks for after the network (ncnn animevideov3 x2/x3: 0.5, 0.75).
     pub final_resize: Option<f32>,
     pub precision: Precision,
+    shape: NetShape,
 }
 
 impl Upscaler {
@@ -92,8 +121,19 @@ impl Upscaler {
         Self::build(&HostWeights::read(path)?, device, Precision::F32)
     }
 
-    /// Uploads host weights to `device` as the network their architecture names.
+    /// Uploads host weights to `device` as the network their architecture names, on the
+    /// fastest implementation the device has.
     pub fn build(weights: &HostWeights, device: &Device, precision: Precision) -> Result<Self, UpscalerError> {
+        Self::build_with(weights, device, precision, Kernels::best_for(device))
+    }
+
+    /// [`Upscaler::build`] on the implementation given.
+    pub fn build_with(
+        weights: &HostWeights,
+        device: &Device,
+        precision: Precision,
+        kernels: Kernels,
+    ) -> Result<Self, UpscalerError> {
         let reader = WeightReader::new(weights, device, precision.dtype());
         let architecture = weights.architecture.clone();
         let network = match architecture {
@@ -131,11 +171,32 @@ impl Upscaler {
             )?),
             ref other => return Err(UpscalerError::NotAnUpscaler(other.label())),
         };
-        let net_scale = match &network {
-            Network::Rrdb(net) => net.scale(),
-            Network::Compact(net) => net.scale,
+        let (net_scale, shape) = match &network {
+            Network::Rrdb(net) => (
+                net.scale(),
+                NetShape {
+                    features: net.conv_first.out_channels() as u64,
+                    unshuffle: net.pixel_unshuffle.max(1) as u64,
+                    compact: false,
+                },
+            ),
+            Network::Compact(net) => (
+                net.scale,
+                NetShape {
+                    features: net.body.first().map_or(64, |b| b.conv.out_channels()) as u64,
+                    unshuffle: 1,
+                    compact: true,
+                },
+            ),
+            Network::FusedRrdb(_) | Network::FusedCompact(_) => unreachable!("built below"),
         };
-        Ok(Self { network, architecture, net_scale, final_resize: weights.final_resize, precision })
+        // The fused networks repack the burn network's weights; the burn tensors are dropped.
+        let network = match (kernels, network) {
+            (Kernels::Kiln(choice), Network::Rrdb(net)) => Network::FusedRrdb(FusedRrdbNet::new(&net, choice)),
+            (Kernels::Kiln(choice), Network::Compact(net)) => Network::FusedCompact(FusedCompactNet::new(&net, choice)),
+            (_, network) => network,
+        };
+        Ok(Self { network, architecture, net_scale, final_resize: weights.final_resize, precision, shape })
     }
 
     /// Runs the network on RGB in [0, 1], in the network's precision; the output is f32.
@@ -147,6 +208,8 @@ impl Upscaler {
         let out = match &self.network {
             Network::Rrdb(net) => net.forward(x),
             Network::Compact(net) => net.forward(x),
+            Network::FusedRrdb(net) => net.forward(x),
+            Network::FusedCompact(net) => net.forward(x),
         };
         out.cast(FloatDType::F32)
     }
@@ -156,18 +219,14 @@ impl Upscaler {
     /// in f32 (64 features through the blocks, then the 2× and 4× feature maps), the compact
     /// nets about 2 KiB. Out-of-memory retries cover an estimate that is low.
     pub fn working_bytes_per_pixel(&self) -> u64 {
-        let values = match &self.network {
-            Network::Rrdb(net) => {
-                // Internal maps are pixel-unshuffled; the upsampling runs at (scale·unshuffle)².
-                let features = net.conv_first.out_channels() as u64;
-                let unshuffle = net.pixel_unshuffle.max(1) as u64;
-                let up = net.scale() as u64 * unshuffle;
-                features * (24 + 2 * up * up) / (unshuffle * unshuffle)
-            }
-            Network::Compact(net) => {
-                let features = net.body.first().map_or(64, |b| b.conv.out_channels()) as u64;
-                features * 6 + 12 * (net.scale * net.scale) as u64
-            }
+        let NetShape { features, unshuffle, compact } = self.shape;
+        let scale = self.net_scale as u64;
+        let values = if compact {
+            features * 6 + 12 * scale * scale
+        } else {
+            // Internal maps are pixel-unshuffled; the upsampling runs at (scale·unshuffle)².
+            let up = scale * unshuffle;
+            features * (24 + 2 * up * up) / (unshuffle * unshuffle)
         };
         values * self.precision.bytes()
     }
@@ -176,25 +235,19 @@ impl Upscaler {
     /// feature map after the last upsampling; the compact net's body): one GPU buffer holds it,
     /// so the device's largest storage binding caps the tile.
     pub fn largest_tensor_bytes_per_pixel(&self) -> u64 {
-        let values = match &self.network {
-            Network::Rrdb(net) => {
-                let unshuffle = net.pixel_unshuffle.max(1) as u64;
-                let up = net.scale() as u64 * unshuffle;
-                net.conv_first.out_channels() as u64 * up * up / (unshuffle * unshuffle)
-            }
-            Network::Compact(net) => {
-                let features = net.body.first().map_or(64, |b| b.conv.out_channels()) as u64;
-                features.max(3 * (net.scale * net.scale) as u64)
-            }
+        let NetShape { features, unshuffle, compact } = self.shape;
+        let scale = self.net_scale as u64;
+        let values = if compact {
+            features.max(3 * scale * scale)
+        } else {
+            let up = scale * unshuffle;
+            features * up * up / (unshuffle * unshuffle)
         };
         values * self.precision.bytes()
     }
 
     /// How many input pixels a tile's sides must be a multiple of (pixel-unshuffle).
     pub fn size_multiple(&self) -> usize {
-        match &self.network {
-            Network::Rrdb(net) => net.pixel_unshuffle,
-            Network::Compact(_) => 1,
-        }
+        self.shape.unshuffle as usize
     }
 }

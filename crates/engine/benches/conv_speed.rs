@@ -1,0 +1,180 @@
+//! Where an upscaler's time goes: every convolution shape of RRDBNet (x4plus) and
+//! SRVGGNetCompact, timed on the first GPU that computes, in f16 and f32, through burn's
+//! `conv2d` (NCHW, its autotuned kernel, bias added inside) and through each form of Kiln's own
+//! kernel (NHWC, bias and activation fused); TFLOP/s from the multiply-adds, and the largest
+//! difference between Kiln's result and burn's as a check. Which kernel burn's autotune picked
+//! is read from cubecl's autotune log and printed after the table (`autotune` lines).
+//!
+//!   cargo bench -p kiln-engine --bench conv_speed [-- SIDE]
+//!
+//! SIDE is the input tile side the body convolutions run at (default 512; the ×2 and ×4 stages
+//! run at 2 and 4 times it, as in a tile of a real upscale); the 64->64 1920×1080 convolution
+//! the issue tracker quotes is always included. Under `cargo test` it runs a few small shapes
+//! once, as a smoke test. Prints one JSON object per measurement.
+
+mod support;
+
+use std::time::Instant;
+
+use burn::tensor::module::conv2d;
+use burn::tensor::ops::ConvOptions;
+use burn::tensor::{DType, Device, Distribution, FloatDType, Tensor};
+use kiln_engine::compute::kernels::{self, ConvOp, KernelChoice};
+use kiln_engine::dispatch;
+use serde_json::{Value, json};
+
+/// One convolution of a network: input channels, output channels, the side it runs at (×
+/// the tile side / 8) and whether it reads a ×2 upsampled input.
+struct Shape {
+    name: &'static str,
+    cin: usize,
+    cout: usize,
+    /// Output side as a multiple of the tile side, in eighths (8 = the tile side).
+    eighths: usize,
+    upsample: usize,
+}
+
+const SHAPES: &[Shape] = &[
+    Shape { name: "rrdb.conv_first 3->64", cin: 3, cout: 64, eighths: 8, upsample: 1 },
+    Shape { name: "rrdb.rdb.conv1 64->32", cin: 64, cout: 32, eighths: 8, upsample: 1 },
+    Shape { name: "rrdb.rdb.conv2 96->32", cin: 96, cout: 32, eighths: 8, upsample: 1 },
+    Shape { name: "rrdb.rdb.conv3 128->32", cin: 128, cout: 32, eighths: 8, upsample: 1 },
+    Shape { name: "rrdb.rdb.conv4 160->32", cin: 160, cout: 32, eighths: 8, upsample: 1 },
+    Shape { name: "rrdb.rdb.conv5 192->64", cin: 192, cout: 64, eighths: 8, upsample: 1 },
+    Shape { name: "rrdb.conv_body 64->64", cin: 64, cout: 64, eighths: 8, upsample: 1 },
+    Shape { name: "rrdb.conv_up1 64->64 (x2 in)", cin: 64, cout: 64, eighths: 16, upsample: 2 },
+    Shape { name: "rrdb.conv_up2 64->64 (x2 in)", cin: 64, cout: 64, eighths: 32, upsample: 2 },
+    Shape { name: "rrdb.conv_hr 64->64 (x4)", cin: 64, cout: 64, eighths: 32, upsample: 1 },
+    Shape { name: "rrdb.conv_last 64->3 (x4)", cin: 64, cout: 3, eighths: 32, upsample: 1 },
+    Shape { name: "compact.last 64->48", cin: 64, cout: 48, eighths: 8, upsample: 1 },
+];
+
+fn main() {
+    let side: usize = std::env::args().skip(1).find_map(|a| a.parse().ok()).unwrap_or(512);
+    let smoke = std::env::args().all(|a| a != "--bench");
+    // cubecl reads its configuration from the working directory: log autotune's choices.
+    let scratch = std::env::temp_dir().join(format!("kiln-conv-bench-{}", std::process::id()));
+    std::fs::create_dir_all(&scratch).unwrap();
+    let log = scratch.join("autotune.log");
+    std::fs::write(
+        scratch.join("cubecl.toml"),
+        format!("[autotune]\ndisable_cache = true\n[autotune.logger]\nlevel = \"minimal\"\nfile = {:?}\n", log),
+    )
+    .unwrap();
+    std::env::set_current_dir(&scratch).unwrap();
+
+    let bench = support::BenchEngine::start();
+    let engine = &bench.engine;
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let call =
+        |op: &str, input: Value| rt.block_on(dispatch(engine, op, input)).unwrap_or_else(|e| panic!("{op}: {e:?}"));
+    let devices = call("devices.list", Value::Null);
+    let gpu = support::device_to_measure(&devices);
+    let id = gpu["id"].as_str().unwrap().to_owned();
+    let device: Device = engine.compute_device(&kiln_engine::devices::DeviceId(id)).expect("the device opens");
+    let f16 = device.supports_dtype(DType::F16);
+
+    // (name, cin, cout, height, width, upsample)
+    let mut problems: Vec<(String, usize, usize, usize, usize, usize)> = Vec::new();
+    if smoke {
+        problems.push(("smoke 64->32".into(), 64, 32, 24, 20, 1));
+        problems.push(("smoke 3->64 (x2 in)".into(), 3, 64, 16, 12, 2));
+    } else {
+        for s in SHAPES {
+            let out = side * s.eighths / 8;
+            problems.push((s.name.to_owned(), s.cin, s.cout, out, out, s.upsample));
+        }
+        problems.push(("issue: 64->64 1920x1080".into(), 64, 64, 1080, 1920, 1));
+    }
+    let mut precisions = vec![FloatDType::F32];
+    if f16 && !smoke {
+        precisions.insert(0, FloatDType::F16);
+    }
+    for (name, cin, cout, height, width, upsample) in problems {
+        for &dtype in &precisions {
+            let (in_h, in_w) = (height / upsample, width / upsample);
+            let input =
+                Tensor::<4>::random([1, cin, in_h, in_w], Distribution::Uniform(-1.0, 1.0), &device).cast(dtype);
+            let weight = Tensor::<4>::random([cout, cin, 3, 3], Distribution::Uniform(-0.1, 0.1), &device).cast(dtype);
+            let bias = Tensor::<1>::random([cout], Distribution::Uniform(-0.1, 0.1), &device).cast(dtype);
+            let slope = Tensor::<1>::full([cout], 1.0, &device).cast(dtype);
+            let flops = 2.0 * (height * width * 9 * cin * cout) as f64;
+
+            // burn: the upsampling (when there is one) is part of what it must do.
+            let burn_input = if upsample > 1 {
+                burn::tensor::module::interpolate(
+                    input.clone(),
+                    burn::tensor::ops::InterpolateOptions::new(burn::tensor::ops::InterpolateMode::Nearest)
+                        .with_output_size([height, width]),
+                )
+            } else {
+                input.clone()
+            };
+            let burn_run = || {
+                conv2d(
+                    burn_input.clone(),
+                    weight.clone(),
+                    Some(bias.clone()),
+                    ConvOptions::new([1, 1], [1, 1], [1, 1], 1),
+                )
+            };
+            let (burn_s, burn_out) = time(&device, smoke, burn_run);
+            report(&gpu, &name, dtype, "burn conv2d (NCHW)", burn_s, flops, None);
+
+            let nhwc = input.permute([0, 2, 3, 1]);
+            let packed = kernels::pack_weight(weight.clone());
+            let expected: Vec<f32> =
+                burn_out.permute([0, 2, 3, 1]).cast(FloatDType::F32).into_data().try_to_vec::<f32>().unwrap();
+            let mut choices = vec![("kiln tiled", KernelChoice::Tiled)];
+            if dtype == FloatDType::F16 {
+                choices.push(("kiln best (cmma where offered)", KernelChoice::Best));
+            }
+            for (label, choice) in choices {
+                let op = ConvOp { upsample, choice, ..ConvOp::new(3) };
+                let run = || kernels::conv(nhwc.clone(), packed.clone(), bias.clone(), slope.clone(), op);
+                let (seconds, out) = time(&device, smoke, run);
+                let ours: Vec<f32> = out.cast(FloatDType::F32).into_data().try_to_vec::<f32>().unwrap();
+                let error = ours.iter().zip(&expected).map(|(a, b)| (a - b).abs()).fold(0.0f32, f32::max);
+                report(&gpu, &name, dtype, label, seconds, flops, Some(error));
+            }
+            let _ = device.memory_cleanup();
+        }
+    }
+    if let Ok(text) = std::fs::read_to_string(&log) {
+        for line in text.lines().filter(|l| l.starts_with("Fastest result") && l.contains("ConvAutotuneKey")) {
+            println!("{}", json!({ "autotune": line }));
+        }
+    }
+    let _ = std::fs::remove_dir_all(&scratch);
+}
+
+/// Median seconds of a run (after one run that compiles and tunes), and its last output.
+fn time(device: &Device, smoke: bool, run: impl Fn() -> Tensor<4>) -> (f64, Tensor<4>) {
+    let mut out = run();
+    device.sync().unwrap();
+    let reps = if smoke { 1 } else { 10 };
+    let mut times = Vec::with_capacity(reps);
+    for _ in 0..reps {
+        let started = Instant::now();
+        out = run();
+        device.sync().unwrap();
+        times.push(started.elapsed().as_secs_f64());
+    }
+    times.sort_by(f64::total_cmp);
+    (times[times.len() / 2], out)
+}
+
+fn report(gpu: &Value, name: &str, dtype: FloatDType, kernel: &str, seconds: f64, flops: f64, error: Option<f32>) {
+    println!(
+        "{}",
+        json!({
+            "device": gpu["name"],
+            "conv": name,
+            "dtype": format!("{dtype:?}").to_lowercase(),
+            "kernel": kernel,
+            "ms": seconds * 1e3,
+            "tflops": flops / seconds / 1e12,
+            "max_abs_diff_vs_burn": error,
+        })
+    );
+}

@@ -1,0 +1,56 @@
+//! Copying a tensor into a channel slice of a wider one (the first step of a dense block).
+
+use burn::cubecl;
+use burn::cubecl::prelude::*;
+use burn::tensor::DType;
+use burn_cubecl::tensor::CubeTensor;
+
+fn len(tensor: &CubeTensor) -> usize {
+    tensor.meta.shape().num_elements()
+}
+
+/// Copies `src` `[n, h, w, c]` into the first `c` channels of each pixel of `dst` (`stride`
+/// channels a pixel).
+pub fn copy_into(src: &CubeTensor, dst: &CubeTensor, stride: usize) {
+    let channels = src.meta.shape()[3];
+    let count = len(src);
+    let dim = CubeDim::new_1d(256);
+    let cubes = CubeCount::Static(count.div_ceil(256) as u32, 1, 1);
+    unsafe {
+        let from = BufferArg::from_raw_parts(src.handle.clone(), count);
+        let to = BufferArg::from_raw_parts(dst.handle.clone(), len(dst));
+        match src.dtype {
+            DType::F32 => copy_channels_kernel::launch::<f32>(
+                &src.client,
+                cubes,
+                dim,
+                from,
+                to,
+                count as u32,
+                channels as u32,
+                stride as u32,
+            ),
+            DType::F16 => copy_channels_kernel::launch::<half::f16>(
+                &src.client,
+                cubes,
+                dim,
+                from,
+                to,
+                count as u32,
+                channels as u32,
+                stride as u32,
+            ),
+            other => panic!("Kiln's kernels run in f32 or f16, not {other:?}"),
+        }
+    }
+}
+
+#[cube(launch)]
+fn copy_channels_kernel<F: Float>(src: &[F], dst: &mut [F], count: u32, channels: u32, stride: u32) {
+    let i = ABSOLUTE_POS as u32;
+    if i < count {
+        let pixel = i / channels;
+        let channel = i - pixel * channels;
+        dst[(pixel * stride + channel) as usize] = src[i as usize];
+    }
+}
