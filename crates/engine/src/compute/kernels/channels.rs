@@ -15,7 +15,10 @@ pub fn copy_into(src: &CubeTensor, dst: &CubeTensor, stride: usize) {
     let channels = src.meta.shape()[3];
     let count = len(src);
     let dim = CubeDim::new_1d(256);
-    let cubes = CubeCount::Static(count.div_ceil(256) as u32, 1, 1);
+    // Groups spread over x and y: one dimension holds at most 65535.
+    let groups = count.div_ceil(256);
+    let x = groups.min(32768);
+    let cubes = CubeCount::Static(x as u32, groups.div_ceil(x) as u32, 1);
     unsafe {
         let from = BufferArg::from_raw_parts(src.handle.clone(), count);
         let to = BufferArg::from_raw_parts(dst.handle.clone(), len(dst));
@@ -47,7 +50,7 @@ pub fn copy_into(src: &CubeTensor, dst: &CubeTensor, stride: usize) {
 
 #[cube(launch)]
 fn copy_channels_kernel<F: Float>(src: &[F], dst: &mut [F], count: u32, channels: u32, stride: u32) {
-    let i = ABSOLUTE_POS as u32;
+    let i = (CUBE_POS_Y * CUBE_COUNT_X + CUBE_POS_X) * CUBE_DIM_X + UNIT_POS_X;
     if i < count {
         let pixel = i / channels;
         let channel = i - pixel * channels;

@@ -60,8 +60,9 @@ impl ConvGeometry {
     }
 }
 
-/// The buffers of one launch; `weight` is `[kernel²·in_channels, out_channels]` (tap-major,
-/// then input channel), starting at `weight_offset`; `bias` and `slope` have `out_channels`
+/// The buffers of one launch; `weight` is `[kernel²·in_channels, padded(out_channels)]`
+/// (tap-major, then input channel; see [`padded`]), starting at `weight_offset`; `bias` and
+/// `slope` have `out_channels`
 /// values from `bias_offset`.
 pub struct ConvBuffers {
     pub input: Handle,
@@ -79,11 +80,20 @@ pub struct ConvBuffers {
     pub output_len: usize,
 }
 
+/// Weight rows are padded with zero columns to a multiple of 8 output channels, so that every
+/// row starts on a 16-byte boundary in f16 and loads of 8 never straddle two rows.
+pub fn padded(out_channels: usize) -> usize {
+    out_channels.div_ceil(8) * 8
+}
+
 /// Which kernel form runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum ConvKernel {
     Tiled,
     Cmma,
+    /// The tensor-core kernel with 32-channel blocks whatever the output count (for comparing
+    /// its two block shapes).
+    Cmma32,
 }
 
 impl ConvKernel {
@@ -96,6 +106,7 @@ impl ConvKernel {
         match self {
             Self::Tiled => "kiln_tiled",
             Self::Cmma => "kiln_cmma",
+            Self::Cmma32 => "kiln_cmma_32",
         }
     }
 }
@@ -118,10 +129,18 @@ pub fn supports_cmma(client: &Client) -> bool {
         && client.features().matmul.cmma.contains(&config)
 }
 
-const CMMA_BM: usize = 128;
-const CMMA_BK: usize = 32;
-/// A and B stages in f16, the f32 epilogue tile for the widest block.
-const CMMA_SHARED_BYTES: usize = (CMMA_BM * CMMA_BK + CMMA_BK * 64) * 2 + CMMA_BM * 64 * 4;
+/// The tensor-core kernel's output block: 8 rows × 32 columns × 32 or 64 channels; input
+/// channels staged 16 at a time.
+const CMMA_ROWS: usize = 8;
+const CMMA_COLS: usize = 32;
+const CMMA_BK: usize = 16;
+/// Shared-memory rows are padded by 8 halves (16 bytes) so that the 16 rows a fragment load
+/// reads fall in different banks.
+const CMMA_PAD: usize = 8;
+/// The input halo and all nine taps' weights of a stage in f16 (64 channels wide), a 16×16 f32
+/// tile per plane (eight planes).
+const CMMA_SHARED_BYTES: usize =
+    ((CMMA_ROWS + 2) * (CMMA_COLS + 2) * (CMMA_BK + CMMA_PAD) + 9 * CMMA_BK * (64 + CMMA_PAD)) * 2 + 8 * 256 * 4;
 const TILED_BM: usize = 64;
 const TILED_BK: usize = 16;
 
@@ -136,7 +155,7 @@ pub fn launch<F: Float + CubeElement>(
     let g = geometry;
     assert!(g.kernel == 1 || g.kernel == 3, "only 1×1 and 3×3 convolutions");
     assert!(g.upsample == 1 || g.upsample == 2, "upsampling by 1 or 2");
-    let bn = if g.out_channels <= 32 { 32 } else { 64 };
+    let bn = if g.out_channels <= 32 || kernel == ConvKernel::Cmma32 { 32 } else { 64 };
     let (residual, residual_len, residual_stride, has_residual) = match buffers.residual {
         Some((handle, len, stride)) => (handle, len, stride, true),
         // Not read: `has_residual` is false at compile time.
@@ -156,22 +175,44 @@ pub fn launch<F: Float + CubeElement>(
         residual_stride as u32,
         buffers.weight_offset as u32,
         buffers.bias_offset as u32,
+        padded(g.out_channels) as u32,
     );
-    let bm = match kernel {
-        ConvKernel::Tiled => TILED_BM,
-        ConvKernel::Cmma => CMMA_BM,
+    let count = match kernel {
+        ConvKernel::Tiled => {
+            // Blocks of pixels spread over x and z: a dimension holds at most 65535 groups.
+            let blocks = g.pixels().div_ceil(TILED_BM);
+            let x = blocks.min(32768);
+            CubeCount::Static(x as u32, g.out_channels.div_ceil(bn) as u32, blocks.div_ceil(x) as u32)
+        }
+        ConvKernel::Cmma | ConvKernel::Cmma32 => CubeCount::Static(
+            g.out_width().div_ceil(CMMA_COLS) as u32,
+            g.out_height().div_ceil(CMMA_ROWS) as u32,
+            (g.batch * g.out_channels.div_ceil(bn)) as u32,
+        ),
     };
-    let count = CubeCount::Static(g.pixels().div_ceil(bm) as u32, g.out_channels.div_ceil(bn) as u32, 1);
+    // 16-byte loads where every channel count, stride and offset the kernel reads by is a
+    // multiple of 8 (all of RRDBNet's and the compact net's convolutions but the first and last).
+    let vec = match kernel {
+        ConvKernel::Cmma | ConvKernel::Cmma32
+            if [g.in_channels, g.in_stride, buffers.weight_offset, buffers.input_len, buffers.weight_len]
+                .iter()
+                .all(|v| v % 8 == 0) =>
+        {
+            8
+        }
+        _ => 1,
+    };
     unsafe {
-        let input = BufferArg::from_raw_parts(buffers.input, buffers.input_len);
-        let weight = BufferArg::from_raw_parts(buffers.weight, buffers.weight_len);
+        let (input_len, weight_len) = (buffers.input_len / vec, buffers.weight_len / vec);
+        let input = BufferArg::from_raw_parts(buffers.input, input_len);
+        let weight = BufferArg::from_raw_parts(buffers.weight, weight_len);
         let bias = BufferArg::from_raw_parts(buffers.bias, buffers.vector_len);
         let slope = BufferArg::from_raw_parts(buffers.slope, buffers.vector_len);
         let residual = BufferArg::from_raw_parts(residual, residual_len);
         let output = BufferArg::from_raw_parts(buffers.output, buffers.output_len);
         let shape = ConvShapeLaunch::new(
             args.0, args.1, args.2, args.3, args.4, args.5, args.6, args.7, args.8, args.9, args.10, args.11, args.12,
-            scale,
+            args.13, scale,
         );
         match kernel {
             ConvKernel::Tiled => conv_tiled::launch::<F>(
@@ -190,10 +231,12 @@ pub fn launch<F: Float + CubeElement>(
                 has_residual,
                 bn as u32,
             ),
-            ConvKernel::Cmma => conv_cmma::launch::<F>(
+            ConvKernel::Cmma | ConvKernel::Cmma32 => conv_cmma::launch::<F>(
                 client,
                 count,
-                CubeDim::new_2d(32, ((CMMA_BM / 32) * (bn / 32)) as u32),
+                // 32 channels: a plane per two rows; 64: a plane per row.
+                CubeDim::new_2d(32, (CMMA_ROWS * bn / 64) as u32),
+                vec,
                 input,
                 weight,
                 bias,
@@ -204,7 +247,8 @@ pub fn launch<F: Float + CubeElement>(
                 g.kernel as u32,
                 g.upsample as u32,
                 has_residual,
-                bn as u32,
+                vec as u32,
+                bn == 64,
             ),
         }
     }
@@ -226,6 +270,8 @@ pub struct ConvShape {
     residual_stride: u32,
     weight_offset: u32,
     bias_offset: u32,
+    /// Elements per weight row ([`padded`] output channels).
+    weight_stride: u32,
     scale: f32,
 }
 
@@ -338,7 +384,10 @@ fn conv_tiled<F: Float>(
     let mut a_tile = Shared::<[f32]>::new_slice(comptime!((bm * bk) as usize));
     let mut b_tile = Shared::<[f32]>::new_slice(comptime!((bk * bn) as usize));
 
-    let m0 = CUBE_POS_X * bm;
+    let m0 = (CUBE_POS_Z * CUBE_COUNT_X + CUBE_POS_X) * bm;
+    if m0 >= shape.pixels {
+        terminate!();
+    }
     let n0 = CUBE_POS_Y * bn;
     let tx = UNIT_POS % comptime!(bn / 4);
     let ty = UNIT_POS / comptime!(bn / 4);
@@ -378,7 +427,7 @@ fn conv_tiled<F: Float>(
                 let mut v = 0.0f32;
                 if c0 + kk < shape.in_channels && n0 + n < shape.out_channels {
                     let row = tap * shape.in_channels + c0 + kk;
-                    v = f32::cast_from(weight[(shape.weight_offset + row * shape.out_channels + n0 + n) as usize]);
+                    v = f32::cast_from(weight[(shape.weight_offset + row * shape.weight_stride + n0 + n) as usize]);
                 }
                 b_tile[e as usize] = v;
                 e += threads;
@@ -425,12 +474,19 @@ fn conv_tiled<F: Float>(
     }
 }
 
-/// Tensor-core implicit GEMM: a 128-pixel × `bn`-channel block per cube, 32 deep per stage;
-/// each plane (warp) owns 32×32 outputs as four 16×16 f32 accumulators.
+/// Tensor-core implicit GEMM on a 2D block: 8 output rows × 32 columns × `bn` output channels
+/// per cube (`wide`: 64 channels, a plane per row; else 32 channels, a plane per two rows), each
+/// plane (warp) owning eight 16×16 f32 accumulators. Each stage loads the block's input halo
+/// (10 × 34 pixels × 16 channels) and the nine taps' weights once; every tap then reads its
+/// shifted window of the halo straight into fragments (rows: 16 neighbouring pixels; columns:
+/// the 16 channels), so the input is read from memory once per stage, not once per tap.
+///
+/// `N` is the vector width of `input` and `weight` loads (8 f16 = 16 bytes where channel counts,
+/// strides and offsets allow, else 1), `vec` the same number at compile time.
 #[cube(launch)]
-fn conv_cmma<F: Float>(
-    input: &[F],
-    weight: &[F],
+fn conv_cmma<F: Float, N: Size>(
+    input: &[Vector<F, N>],
+    weight: &[Vector<F, N>],
     bias: &[F],
     slope: &[F],
     residual: &[F],
@@ -439,150 +495,337 @@ fn conv_cmma<F: Float>(
     #[comptime] kernel: u32,
     #[comptime] upsample: u32,
     #[comptime] has_residual: bool,
-    #[comptime] bn: u32,
+    #[comptime] vec: u32,
+    #[comptime] wide: bool,
 ) {
-    let bm = comptime!(CMMA_BM as u32);
+    let rows = comptime!(CMMA_ROWS as u32);
+    let cols = comptime!(CMMA_COLS as u32);
+    let bn = comptime!(if wide { 64u32 } else { 32u32 });
     let bk = comptime!(CMMA_BK as u32);
-    let warps_n = comptime!(bn / 32);
-    let threads = comptime!(32 * (CMMA_BM as u32 / 32) * (bn / 32));
-    let mut a_tile = Shared::<[F]>::new_slice(comptime!((bm * bk) as usize));
-    let mut b_tile = Shared::<[F]>::new_slice(comptime!((bk * bn) as usize));
-    let mut c_tile = Shared::<[f32]>::new_slice(comptime!((bm * bn) as usize));
-
-    let m0 = CUBE_POS_X * bm;
-    let n0 = CUBE_POS_Y * bn;
-    let unit = UNIT_POS_Y * 32 + UNIT_POS_X;
-    let warp_m = UNIT_POS_Y / warps_n;
-    let warp_n = UNIT_POS_Y % warps_n;
-
-    let c00 = cmma::Matrix::<f32>::from_value(
-        cmma::MatrixIdent::Accumulator,
-        16usize,
-        16usize,
-        16usize,
-        cmma::MatrixLayout::Undefined,
-        0.0,
-    );
-    let c01 = cmma::Matrix::<f32>::from_value(
-        cmma::MatrixIdent::Accumulator,
-        16usize,
-        16usize,
-        16usize,
-        cmma::MatrixLayout::Undefined,
-        0.0,
-    );
-    let c10 = cmma::Matrix::<f32>::from_value(
-        cmma::MatrixIdent::Accumulator,
-        16usize,
-        16usize,
-        16usize,
-        cmma::MatrixLayout::Undefined,
-        0.0,
-    );
-    let c11 = cmma::Matrix::<f32>::from_value(
-        cmma::MatrixIdent::Accumulator,
-        16usize,
-        16usize,
-        16usize,
-        cmma::MatrixLayout::Undefined,
-        0.0,
-    );
-
-    let slots = comptime!(bm * bk / threads);
-    let kk_a = unit % bk;
-    let rows = decode_rows(&shape, m0 + unit / bk, comptime!(threads / bk), slots);
+    // Padded strides, in elements: a halo pixel's channels and a weight row.
+    let ks = comptime!((CMMA_BK + CMMA_PAD) as u32);
+    let ns = comptime!(bn + CMMA_PAD as u32);
+    let planes = comptime!(if wide { rows } else { rows / 2 });
+    let threads = comptime!(32 * planes);
     let taps = comptime!(kernel * kernel);
+    let halo_w = comptime!(cols + kernel - 1);
+    let halo_h = comptime!(rows + kernel - 1);
+    let mut halo = Shared::<[Vector<F, N>]>::new_slice(comptime!((halo_h * halo_w * ks / vec) as usize));
+    let mut weights = Shared::<[Vector<F, N>]>::new_slice(comptime!((taps * bk * ns / vec) as usize));
+    let mut scratch = Shared::<[f32]>::new_slice(comptime!((planes * 256) as usize));
+
+    let x0 = CUBE_POS_X * cols;
+    let y0 = CUBE_POS_Y * rows;
+    let n_blocks = (shape.out_channels + bn - 1) / bn;
+    let image = CUBE_POS_Z / n_blocks;
+    let n0 = (CUBE_POS_Z % n_blocks) * bn;
+    let unit = UNIT_POS_Y * 32 + UNIT_POS_X;
+    let warp = UNIT_POS_Y;
     let half_k = comptime!((kernel / 2) as i32);
-    for tap in 0..taps {
-        let dy = (tap / kernel) as i32 - half_k;
-        let dx = (tap % kernel) as i32 - half_k;
-        let mut c0 = 0u32;
-        while c0 < shape.in_channels {
-            #[unroll]
-            for j in 0..slots {
-                let at = input_index(&shape, &rows, j, dy, dx, c0 + kk_a, upsample);
-                let mut v = F::new(0.0);
-                if at >= 0 {
-                    v = input[at as usize];
-                }
-                a_tile[((unit / bk + j * comptime!(threads / bk)) * bk + kk_a) as usize] = v;
+
+    // Eight accumulators: wide, acc{s·4 + j} is column segment s, channel quarter j of the
+    // plane's row; narrow, acc{r·4 + s·2 + j} is row r of its two, segment s, channel half j.
+    let acc0 = cmma::Matrix::<f32>::from_value(
+        cmma::MatrixIdent::Accumulator,
+        16usize,
+        16usize,
+        16usize,
+        cmma::MatrixLayout::Undefined,
+        0.0,
+    );
+    let acc1 = cmma::Matrix::<f32>::from_value(
+        cmma::MatrixIdent::Accumulator,
+        16usize,
+        16usize,
+        16usize,
+        cmma::MatrixLayout::Undefined,
+        0.0,
+    );
+    let acc2 = cmma::Matrix::<f32>::from_value(
+        cmma::MatrixIdent::Accumulator,
+        16usize,
+        16usize,
+        16usize,
+        cmma::MatrixLayout::Undefined,
+        0.0,
+    );
+    let acc3 = cmma::Matrix::<f32>::from_value(
+        cmma::MatrixIdent::Accumulator,
+        16usize,
+        16usize,
+        16usize,
+        cmma::MatrixLayout::Undefined,
+        0.0,
+    );
+    let acc4 = cmma::Matrix::<f32>::from_value(
+        cmma::MatrixIdent::Accumulator,
+        16usize,
+        16usize,
+        16usize,
+        cmma::MatrixLayout::Undefined,
+        0.0,
+    );
+    let acc5 = cmma::Matrix::<f32>::from_value(
+        cmma::MatrixIdent::Accumulator,
+        16usize,
+        16usize,
+        16usize,
+        cmma::MatrixLayout::Undefined,
+        0.0,
+    );
+    let acc6 = cmma::Matrix::<f32>::from_value(
+        cmma::MatrixIdent::Accumulator,
+        16usize,
+        16usize,
+        16usize,
+        cmma::MatrixLayout::Undefined,
+        0.0,
+    );
+    let acc7 = cmma::Matrix::<f32>::from_value(
+        cmma::MatrixIdent::Accumulator,
+        16usize,
+        16usize,
+        16usize,
+        cmma::MatrixLayout::Undefined,
+        0.0,
+    );
+
+    let mut c0 = 0u32;
+    while c0 < shape.in_channels {
+        // The halo: channel fastest, so neighbouring threads read neighbouring channels.
+        let mut e = unit;
+        while e < comptime!(halo_h * halo_w * bk / vec) {
+            let kv = e % comptime!(bk / vec);
+            let p = e / comptime!(bk / vec);
+            let hx = p % halo_w;
+            let hy = p / halo_w;
+            let iy = (y0 + hy) as i32 - half_k;
+            let ix = (x0 + hx) as i32 - half_k;
+            let c = c0 + kv * vec;
+            let inside =
+                iy >= 0 && ix >= 0 && iy < shape.height as i32 && ix < shape.width as i32 && c < shape.in_channels;
+            let mut v = Vector::new(F::new(0.0));
+            if inside {
+                let sy = iy as u32 / upsample;
+                let sx = ix as u32 / upsample;
+                let at = ((image * shape.in_height + sy) * shape.in_width + sx) * shape.in_stride + c;
+                v = input[(at / vec) as usize];
             }
-            let mut e = unit;
-            while e < comptime!(bk * bn) {
-                let kk = e / bn;
-                let n = e % bn;
-                let mut v = F::new(0.0);
-                if c0 + kk < shape.in_channels && n0 + n < shape.out_channels {
-                    let row = tap * shape.in_channels + c0 + kk;
-                    v = weight[(shape.weight_offset + row * shape.out_channels + n0 + n) as usize];
-                }
-                b_tile[e as usize] = v;
-                e += threads;
+            halo[(p * comptime!(ks / vec) + kv) as usize] = v;
+            e += threads;
+        }
+        // The weights of every tap for these 16 input channels: [tap][channel][output].
+        let mut e = unit;
+        while e < comptime!(taps * bk * bn / vec) {
+            let nv = e % comptime!(bn / vec);
+            let n = nv * vec;
+            let rest = e / comptime!(bn / vec);
+            let kk = rest % bk;
+            let tap = rest / bk;
+            let mut v = Vector::new(F::new(0.0));
+            if c0 + kk < shape.in_channels && n0 + n < shape.weight_stride {
+                let row = tap * shape.in_channels + c0 + kk;
+                v = weight[((shape.weight_offset + row * shape.weight_stride + n0 + n) / vec) as usize];
             }
-            sync_cube();
-            #[unroll]
-            for k16 in 0..comptime!(bk / 16) {
-                let a_start = (warp_m * 32 * bk + k16 * 16) as usize;
-                let b_start = (k16 * 16 * bn + warp_n * 32) as usize;
-                let a0 = cmma::Matrix::<F>::from_slice(
-                    cmma::MatrixIdent::A,
-                    16usize,
-                    16usize,
-                    16usize,
-                    cmma::MatrixLayout::RowMajor,
-                    &a_tile[a_start..a_start + comptime!((16 * bk) as usize)],
-                    bk,
-                );
-                let a1 = cmma::Matrix::<F>::from_slice(
-                    cmma::MatrixIdent::A,
-                    16usize,
-                    16usize,
-                    16usize,
-                    cmma::MatrixLayout::RowMajor,
-                    &a_tile[a_start + comptime!((16 * bk) as usize)..a_start + comptime!((32 * bk) as usize)],
-                    bk,
-                );
-                let b0 = cmma::Matrix::<F>::from_slice(
+            weights[(rest * comptime!(ns / vec) + nv) as usize] = v;
+            e += threads;
+        }
+        sync_cube();
+        #[unroll]
+        for tap in 0..taps {
+            let ky = comptime!(tap / kernel);
+            let kx = comptime!(tap % kernel);
+            // Offsets and lengths in vectors of `vec`; fragment strides in elements.
+            let b_at = comptime!((tap * bk * ns / vec) as usize);
+            let b_len = comptime!((15 * ns / vec + 16 / vec) as usize);
+            let q = comptime!((16 / vec) as usize);
+            let a_len = comptime!((15 * ks / vec + 16 / vec) as usize);
+            let seg = comptime!(16 * ks / vec);
+            let b0 = cmma::Matrix::<Vector<F, N>>::from_slice(
+                cmma::MatrixIdent::B,
+                16usize,
+                16usize,
+                16usize,
+                cmma::MatrixLayout::RowMajor,
+                &weights[b_at..b_at + b_len],
+                ns,
+            );
+            let b1 = cmma::Matrix::<Vector<F, N>>::from_slice(
+                cmma::MatrixIdent::B,
+                16usize,
+                16usize,
+                16usize,
+                cmma::MatrixLayout::RowMajor,
+                &weights[b_at + q..b_at + q + b_len],
+                ns,
+            );
+            if comptime!(wide) {
+                let b2 = cmma::Matrix::<Vector<F, N>>::from_slice(
                     cmma::MatrixIdent::B,
                     16usize,
                     16usize,
                     16usize,
                     cmma::MatrixLayout::RowMajor,
-                    &b_tile[b_start..b_start + comptime!((16 * bn) as usize)],
-                    bn,
+                    &weights[b_at + 2 * q..b_at + 2 * q + b_len],
+                    ns,
                 );
-                let b1 = cmma::Matrix::<F>::from_slice(
+                let b3 = cmma::Matrix::<Vector<F, N>>::from_slice(
                     cmma::MatrixIdent::B,
                     16usize,
                     16usize,
                     16usize,
                     cmma::MatrixLayout::RowMajor,
-                    &b_tile[b_start + 16..b_start + 16 + comptime!((16 * bn) as usize)],
-                    bn,
+                    &weights[b_at + 3 * q..b_at + 3 * q + b_len],
+                    ns,
                 );
-                cmma::execute(&a0, &b0, &c00, &c00);
-                cmma::execute(&a0, &b1, &c01, &c01);
-                cmma::execute(&a1, &b0, &c10, &c10);
-                cmma::execute(&a1, &b1, &c11, &c11);
+                let a0 = ((warp + ky) * halo_w + kx) * comptime!(ks / vec);
+                let a1 = a0 + seg;
+                let a = cmma::Matrix::<Vector<F, N>>::from_slice(
+                    cmma::MatrixIdent::A,
+                    16usize,
+                    16usize,
+                    16usize,
+                    cmma::MatrixLayout::RowMajor,
+                    &halo[a0 as usize..a0 as usize + a_len],
+                    ks,
+                );
+                cmma::execute(&a, &b0, &acc0, &acc0);
+                cmma::execute(&a, &b1, &acc1, &acc1);
+                cmma::execute(&a, &b2, &acc2, &acc2);
+                cmma::execute(&a, &b3, &acc3, &acc3);
+                let a = cmma::Matrix::<Vector<F, N>>::from_slice(
+                    cmma::MatrixIdent::A,
+                    16usize,
+                    16usize,
+                    16usize,
+                    cmma::MatrixLayout::RowMajor,
+                    &halo[a1 as usize..a1 as usize + a_len],
+                    ks,
+                );
+                cmma::execute(&a, &b0, &acc4, &acc4);
+                cmma::execute(&a, &b1, &acc5, &acc5);
+                cmma::execute(&a, &b2, &acc6, &acc6);
+                cmma::execute(&a, &b3, &acc7, &acc7);
+            } else {
+                let a00 = ((warp * 2 + ky) * halo_w + kx) * comptime!(ks / vec);
+                let a01 = a00 + seg;
+                let a10 = a00 + halo_w * comptime!(ks / vec);
+                let a11 = a10 + seg;
+                let a = cmma::Matrix::<Vector<F, N>>::from_slice(
+                    cmma::MatrixIdent::A,
+                    16usize,
+                    16usize,
+                    16usize,
+                    cmma::MatrixLayout::RowMajor,
+                    &halo[a00 as usize..a00 as usize + a_len],
+                    ks,
+                );
+                cmma::execute(&a, &b0, &acc0, &acc0);
+                cmma::execute(&a, &b1, &acc1, &acc1);
+                let a = cmma::Matrix::<Vector<F, N>>::from_slice(
+                    cmma::MatrixIdent::A,
+                    16usize,
+                    16usize,
+                    16usize,
+                    cmma::MatrixLayout::RowMajor,
+                    &halo[a01 as usize..a01 as usize + a_len],
+                    ks,
+                );
+                cmma::execute(&a, &b0, &acc2, &acc2);
+                cmma::execute(&a, &b1, &acc3, &acc3);
+                let a = cmma::Matrix::<Vector<F, N>>::from_slice(
+                    cmma::MatrixIdent::A,
+                    16usize,
+                    16usize,
+                    16usize,
+                    cmma::MatrixLayout::RowMajor,
+                    &halo[a10 as usize..a10 as usize + a_len],
+                    ks,
+                );
+                cmma::execute(&a, &b0, &acc4, &acc4);
+                cmma::execute(&a, &b1, &acc5, &acc5);
+                let a = cmma::Matrix::<Vector<F, N>>::from_slice(
+                    cmma::MatrixIdent::A,
+                    16usize,
+                    16usize,
+                    16usize,
+                    cmma::MatrixLayout::RowMajor,
+                    &halo[a11 as usize..a11 as usize + a_len],
+                    ks,
+                );
+                cmma::execute(&a, &b0, &acc6, &acc6);
+                cmma::execute(&a, &b1, &acc7, &acc7);
             }
-            sync_cube();
-            c0 += bk;
+        }
+        sync_cube();
+        c0 += bk;
+    }
+
+    // Each plane drains its accumulators one 16×16 tile at a time through its own scratch.
+    let at = (warp * 256) as usize;
+    // (row, column, channel) of each accumulator's first output.
+    let oy = if comptime!(wide) { y0 + warp } else { y0 + warp * 2 };
+    let (s1, j1) = (16u32, 16u32);
+    let (j2, j3) = if comptime!(wide) { (32u32, 48u32) } else { (0u32, 16u32) };
+    let (r4, x4) = if comptime!(wide) { (0u32, 16u32) } else { (1u32, 0u32) };
+    cmma::store(&mut scratch[at..at + 256], &acc0, 16, cmma::MatrixLayout::RowMajor);
+    drain::<F>(&scratch, at, output, bias, slope, residual, &shape, image, oy, x0, n0, has_residual);
+    cmma::store(&mut scratch[at..at + 256], &acc1, 16, cmma::MatrixLayout::RowMajor);
+    drain::<F>(&scratch, at, output, bias, slope, residual, &shape, image, oy, x0, n0 + j1, has_residual);
+    // Narrow: acc2/acc3 are segment 1 of row 0; wide: channel quarters 2 and 3 of segment 0.
+    let (x23, n2) = if comptime!(wide) { (x0, n0 + j2) } else { (x0 + s1, n0 + j2) };
+    cmma::store(&mut scratch[at..at + 256], &acc2, 16, cmma::MatrixLayout::RowMajor);
+    drain::<F>(&scratch, at, output, bias, slope, residual, &shape, image, oy, x23, n2, has_residual);
+    cmma::store(&mut scratch[at..at + 256], &acc3, 16, cmma::MatrixLayout::RowMajor);
+    drain::<F>(&scratch, at, output, bias, slope, residual, &shape, image, oy, x23, n0 + j3, has_residual);
+    // Narrow: acc4..7 are row 1 (segments 0, 1); wide: segment 1, quarters 0..3.
+    cmma::store(&mut scratch[at..at + 256], &acc4, 16, cmma::MatrixLayout::RowMajor);
+    drain::<F>(&scratch, at, output, bias, slope, residual, &shape, image, oy + r4, x0 + x4, n0, has_residual);
+    cmma::store(&mut scratch[at..at + 256], &acc5, 16, cmma::MatrixLayout::RowMajor);
+    drain::<F>(&scratch, at, output, bias, slope, residual, &shape, image, oy + r4, x0 + x4, n0 + j1, has_residual);
+    let (x67, n6) = if comptime!(wide) { (x0 + 16, n0 + j2) } else { (x0 + s1, n0) };
+    cmma::store(&mut scratch[at..at + 256], &acc6, 16, cmma::MatrixLayout::RowMajor);
+    drain::<F>(&scratch, at, output, bias, slope, residual, &shape, image, oy + r4, x67, n6, has_residual);
+    cmma::store(&mut scratch[at..at + 256], &acc7, 16, cmma::MatrixLayout::RowMajor);
+    drain::<F>(&scratch, at, output, bias, slope, residual, &shape, image, oy + r4, x67, n6 + 16, has_residual);
+}
+
+/// The epilogue of one 16×16 accumulator tile a plane stored at `at`: 16 pixels of output row
+/// `oy` from column `ox`, 16 channels from `n`; each lane writes 8 values.
+#[cube]
+fn drain<F: Float>(
+    scratch: &[f32],
+    at: usize,
+    output: &mut [F],
+    bias: &[F],
+    slope: &[F],
+    residual: &[F],
+    shape: &ConvShape,
+    image: u32,
+    oy: u32,
+    ox: u32,
+    n: u32,
+    #[comptime] has_residual: bool,
+) {
+    sync_plane();
+    #[unroll]
+    for t in 0..8u32 {
+        let i = UNIT_POS_X + 32 * t;
+        let x = ox + i / 16;
+        if oy < shape.height && x < shape.width {
+            let pixel = (image * shape.height + oy) * shape.width + x;
+            write_output::<F>(
+                output,
+                bias,
+                slope,
+                residual,
+                shape,
+                pixel,
+                n + i % 16,
+                scratch[at + i as usize],
+                has_residual,
+            );
         }
     }
-
-    // Accumulators to shared memory, then the epilogue with every thread.
-    let c_start = (warp_m * 32 * bn + warp_n * 32) as usize;
-    let row16 = comptime!((16 * bn) as usize);
-    cmma::store(&mut c_tile[c_start..c_start + row16], &c00, bn, cmma::MatrixLayout::RowMajor);
-    cmma::store(&mut c_tile[c_start + 16..c_start + 16 + row16], &c01, bn, cmma::MatrixLayout::RowMajor);
-    cmma::store(&mut c_tile[c_start + row16..c_start + 2 * row16], &c10, bn, cmma::MatrixLayout::RowMajor);
-    cmma::store(&mut c_tile[c_start + row16 + 16..c_start + 16 + 2 * row16], &c11, bn, cmma::MatrixLayout::RowMajor);
-    sync_cube();
-    let mut e = unit;
-    while e < comptime!(bm * bn) {
-        let m = e / bn;
-        let n = e % bn;
-        write_output::<F>(output, bias, slope, residual, &shape, m0 + m, n0 + n, c_tile[e as usize], has_residual);
-        e += threads;
-    }
+    sync_plane();
 }

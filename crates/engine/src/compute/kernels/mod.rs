@@ -26,6 +26,8 @@ pub enum KernelChoice {
     Best,
     /// The register-tiled kernel (every device, every dtype).
     Tiled,
+    /// The tensor-core kernel in 32-channel blocks (where it runs; else as `Best`).
+    Cmma32,
 }
 
 /// A convolution's fixed parameters: `out = act(conv(input) + bias) · scale (+ residual)`.
@@ -73,16 +75,16 @@ impl DenseBlock {
     }
 }
 
-fn conv_shape(input: &Shape, weight: &Shape, op: &ConvOp) -> Shape {
-    Shape::new([input[0], input[1] * op.upsample, input[2] * op.upsample, weight[1]])
+fn conv_shape(input: &Shape, bias: &Shape, op: &ConvOp) -> Shape {
+    Shape::new([input[0], input[1] * op.upsample, input[2] * op.upsample, bias[0]])
 }
 
 /// Kiln's operations on burn tensors.
 #[backend_extension(Cube, Fusion)]
 pub trait KilnOps: Backend {
-    /// `input` `[n, h, w, c_in]`, `weight` `[k²·c_in, c_out]` (tap-major), `bias` and `slope`
-    /// `[c_out]` -> `[n, h·up, w·up, c_out]`.
-    #[fusion(dtype = input, shape = conv_shape(input, weight, op))]
+    /// `input` `[n, h, w, c_in]`, `weight` `[k²·c_in, padded(c_out)]` (tap-major, from
+    /// [`pack_weight`]), `bias` and `slope` `[c_out]` -> `[n, h·up, w·up, c_out]`.
+    #[fusion(dtype = input, shape = conv_shape(input, bias, op))]
     fn conv_nhwc(
         input: FloatTensor<Self>,
         weight: FloatTensor<Self>,
@@ -92,7 +94,7 @@ pub trait KilnOps: Backend {
     ) -> FloatTensor<Self>;
 
     /// [`KilnOps::conv_nhwc`] plus `residual` (the output's shape), added after the scale.
-    #[fusion(dtype = input, shape = conv_shape(input, weight, op))]
+    #[fusion(dtype = input, shape = conv_shape(input, bias, op))]
     fn conv_nhwc_residual(
         input: FloatTensor<Self>,
         weight: FloatTensor<Self>,
@@ -128,6 +130,10 @@ fn kernel_for(tensor: &CubeTensor, choice: KernelChoice) -> ConvKernel {
     match choice {
         KernelChoice::Best => ConvKernel::best(&tensor.client, tensor.dtype == DType::F16),
         KernelChoice::Tiled => ConvKernel::Tiled,
+        KernelChoice::Cmma32 => match ConvKernel::best(&tensor.client, tensor.dtype == DType::F16) {
+            ConvKernel::Cmma => ConvKernel::Cmma32,
+            other => other,
+        },
     }
 }
 
@@ -150,8 +156,9 @@ fn conv_cube(
     let input = into_contiguous(input);
     let weight = into_contiguous(weight);
     let [batch, height, width, in_channels] = dims4(&input);
-    let out_channels = weight.meta.shape()[1];
+    let out_channels = bias.meta.shape()[0];
     assert_eq!(weight.meta.shape()[0], op.kernel * op.kernel * in_channels, "weight rows are k²·c_in");
+    assert_eq!(weight.meta.shape()[1], conv::padded(out_channels), "weight rows are padded to 8 outputs");
     let geometry = ConvGeometry {
         batch,
         in_height: height,
@@ -264,7 +271,7 @@ impl KilnOps for CubeBackend {
                 output_len: if last { len(&out) } else { len(&workspace) },
             };
             run(&input, kernel, &geometry, buffers, if last { block.scale } else { 1.0 });
-            weight_offset += 9 * in_channels * out_channels;
+            weight_offset += 9 * in_channels * conv::padded(out_channels);
             bias_offset += out_channels;
         }
         out
@@ -326,10 +333,18 @@ pub fn dense_block(
     ))
 }
 
-/// `[out, in, k, k]` (PyTorch) -> `[k²·in, out]`, the layout the convolution reads.
+/// `[out, in, k, k]` (PyTorch) -> `[k²·in, padded(out)]`, the layout the convolution reads
+/// (zero columns past `out`).
 pub fn pack_weight(weight: Tensor<4>) -> Tensor<2> {
     let [out, input, kh, kw] = weight.dims();
-    weight.permute([2, 3, 1, 0]).reshape([kh * kw * input, out])
+    let rows = kh * kw * input;
+    let packed = weight.permute([2, 3, 1, 0]).reshape([rows, out]);
+    let columns = conv::padded(out);
+    if columns == out {
+        return packed;
+    }
+    let zeros = Tensor::<2>::zeros([rows, columns - out], &packed.device()).cast(packed.dtype());
+    Tensor::cat(vec![packed, zeros], 1)
 }
 
 #[cfg(test)]

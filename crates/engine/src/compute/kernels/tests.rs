@@ -129,11 +129,17 @@ fn dense_block_matches_its_cat_form() {
         let op = ConvOp::new(3);
         let out = reference(Tensor::cat(outputs.clone(), 1), weight.clone(), bias.clone(), slope.clone(), None, op);
         outputs.push(out);
-        weights.push(pack_weight(weight).reshape([9 * cin * cout]));
+        weights.push(pack_weight(weight).reshape([9 * cin * conv::padded(cout)]));
         biases.push(bias);
         slopes.push(slope);
     }
     let expected = outputs.pop().unwrap().mul_scalar(0.2) + input.clone();
     let ours = dense_block(nhwc(input), Tensor::cat(weights, 0), Tensor::cat(biases, 0), Tensor::cat(slopes, 0), block);
     assert_close(ours, nhwc(expected), "dense block");
+}
+
+#[test]
+fn images_with_more_blocks_than_one_grid_dimension_holds() {
+    // 2100² pixels are 68 907 blocks of 64: past the 65 535 groups of one dispatch dimension.
+    check_conv([1, 1, 2100, 2100], 2, ConvOp::new(3), false);
 }
