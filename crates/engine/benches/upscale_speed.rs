@@ -12,13 +12,40 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Instant;
 
-use burn::tensor::Device;
+use burn::tensor::{Device, Tensor};
 use kiln_engine::nets::weights::HostWeights;
 use kiln_engine::nets::{Kernels, Precision, Upscaler};
 use kiln_engine::postprocessing::tiling::{self, Planes, TileOptions};
 use kiln_engine::postprocessing::upscale::{NetRunner, auto_tile, buffer_tile_limit};
 use kiln_engine::{Engine, dispatch};
 use serde_json::{Value, json};
+
+/// A tile runner that counts the seconds spent inside it.
+struct Timed {
+    inner: NetRunner,
+    seconds: f64,
+}
+
+impl tiling::TileRunner for Timed {
+    fn scale(&self) -> usize {
+        self.inner.scale()
+    }
+
+    fn multiple(&self) -> usize {
+        self.inner.multiple()
+    }
+
+    fn run(&mut self, tile: &Planes) -> Result<Planes, kiln_engine::compute::ComputeError> {
+        let started = Instant::now();
+        let out = self.inner.run(tile);
+        self.seconds += started.elapsed().as_secs_f64();
+        out
+    }
+
+    fn release(&mut self) {
+        self.inner.release();
+    }
+}
 
 fn main() {
     let models: Vec<PathBuf> = std::env::args().skip(1).map(PathBuf::from).filter(|a| a.is_file()).collect();
@@ -82,15 +109,16 @@ fn main() {
                 for (i, v) in image.data.iter_mut().enumerate() {
                     *v = ((i * 2654435761) % 1000) as f32 / 1000.0;
                 }
-                let mut runner = NetRunner::new(upscaler.clone(), device.clone(), false);
+                let mut runner = Timed { inner: NetRunner::new(upscaler.clone(), device.clone(), false), seconds: 0.0 };
                 let options = TileOptions { max_tile: tile, ..Default::default() };
                 let before = used(engine);
-                let mut tiles = 0;
+                let (mut tiles, mut tile_shape) = (0, (0, 0));
                 // The first pass compiles and tunes kernels for the tile shapes.
                 let warm = Instant::now();
                 tiling::upscale(&image, &mut runner, options, &mut |e| {
-                    if let tiling::TileEvent::Tile { total, .. } = e {
+                    if let tiling::TileEvent::Tile { total, tile_width, tile_height, .. } = e {
                         tiles = total;
+                        tile_shape = (tile_width, tile_height);
                     }
                     true
                 })
@@ -103,11 +131,22 @@ fn main() {
                 } else {
                     3
                 };
+                runner.seconds = 0.0;
                 let started = Instant::now();
                 for _ in 0..reps {
                     tiling::upscale(&image, &mut runner, options, &mut |_| true).expect("the upscale runs");
                 }
                 let seconds = started.elapsed().as_secs_f64() / reps as f64;
+                // The network alone on one tile, waited for on the device (no read-back).
+                let x = Tensor::<4>::zeros([1, 3, tile_shape.1, tile_shape.0], &device);
+                let network = {
+                    let started = Instant::now();
+                    for _ in 0..reps {
+                        let _ = upscaler.forward(x.clone());
+                    }
+                    device.sync().unwrap();
+                    started.elapsed().as_secs_f64() / reps as f64
+                };
                 let after = used(engine);
                 let pool = call("memory.usage", json!({ "device_id": id }))["pool"].clone();
                 let mpx = (w * h) as f64 / 1e6;
@@ -123,6 +162,10 @@ fn main() {
                         "tiles": tiles,
                         "first_run_s": first,
                         "seconds": seconds,
+                        // Inside the runner: upload, network, read-back; the rest is the
+                        // host's tiling, blending and normalisation.
+                        "runner_seconds": runner.seconds / reps as f64,
+                        "network_seconds_per_tile": network,
                         "mpx_per_s": mpx / seconds,
                         "pool": pool,
                         "device_used_delta_bytes": before.zip(after).map(|(b, a)| a as i64 - b as i64),

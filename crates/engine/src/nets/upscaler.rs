@@ -196,6 +196,11 @@ impl Upscaler {
             (Kernels::Kiln(choice), Network::Compact(net)) => Network::FusedCompact(FusedCompactNet::new(&net, choice)),
             (_, network) => network,
         };
+        if matches!(network, Network::FusedRrdb(_) | Network::FusedCompact(_)) {
+            // Repacking is queued lazily and holds the burn tensors until it runs: run it now,
+            // so the device holds the packed weights only (what the memory ledger counts).
+            let _ = device.sync();
+        }
         Ok(Self { network, architecture, net_scale, final_resize: weights.final_resize, precision, shape })
     }
 

@@ -236,18 +236,49 @@ fn upscale_once(
             }
         }
     }
-    for c in 0..sum.channels {
-        let plane = &mut sum.data[c * out_w * out_h..(c + 1) * out_w * out_h];
-        for (v, w) in plane.iter_mut().zip(&weight) {
-            *v = if *w > 0.0 { (*v / w).clamp(0.0, 1.0) } else { 0.0 };
-        }
-    }
+    normalise(&mut sum, &weight);
     Ok(sum)
 }
 
+/// How many threads the host side of tiling uses on `values` values: one per core (at most 8)
+/// for the large canvases of real images, one for small ones.
+fn threads_for(values: usize) -> usize {
+    if values < 1 << 20 {
+        return 1;
+    }
+    std::thread::available_parallelism().map_or(1, |n| n.get()).min(8)
+}
+
+/// Divides the weighted sums by their weights, clamped to [0, 1], on every core.
+fn normalise(sum: &mut Planes, weight: &[f32]) {
+    let plane = sum.width * sum.height;
+    let threads = threads_for(sum.data.len());
+    let chunk = plane.div_ceil(threads).max(1);
+    let divide = |values: &mut [f32], weights: &[f32]| {
+        for (v, w) in values.iter_mut().zip(weights) {
+            *v = if *w > 0.0 { (*v / w).clamp(0.0, 1.0) } else { 0.0 };
+        }
+    };
+    if threads == 1 {
+        for values in sum.data.chunks_mut(plane) {
+            divide(values, weight);
+        }
+        return;
+    }
+    std::thread::scope(|scope| {
+        for values in sum.data.chunks_mut(plane) {
+            for (values, weights) in values.chunks_mut(chunk).zip(weight.chunks(chunk)) {
+                scope.spawn(move || divide(values, weights));
+            }
+        }
+    });
+}
+
 /// Adds `tile` (placed at output position `at`, which may start before the image) weighted by
-/// `wx[x]·wy[y]`, skipping the mirrored border. Row slices and zipped iterators keep this loop
-/// free of bounds checks: it touches every output pixel of every tile.
+/// `wx[x]·wy[y]`, skipping the mirrored border. Each output row is one piece of work (its weight
+/// row and its row in every channel), spread over the cores in bands: no two threads touch the
+/// same row, so the result does not depend on the thread count. Row slices and zipped iterators
+/// keep the inner loops free of bounds checks: this touches every output pixel of every tile.
 fn accumulate(sum: &mut Planes, weight: &mut [f32], tile: &Planes, at: (isize, isize), wx: &[f32], wy: &[f32]) {
     let (out_w, out_h) = (sum.width as isize, sum.height as isize);
     let x_from = (-at.0).max(0) as usize;
@@ -255,28 +286,52 @@ fn accumulate(sum: &mut Planes, weight: &mut [f32], tile: &Planes, at: (isize, i
     if x_from >= x_to {
         return;
     }
+    let width = sum.width;
     let plane = sum.width * sum.height;
     let wx = &wx[x_from..x_to];
     let ox = (at.0 + x_from as isize) as usize;
+    let span = ox..ox + wx.len();
+    let mut weight_rows: Vec<&mut [f32]> = weight.chunks_mut(width).collect();
+    let mut channel_rows: Vec<Vec<&mut [f32]>> =
+        sum.data.chunks_mut(plane).map(|p| p.chunks_mut(width).collect()).collect();
+    // (tile row, its weight, the canvas's weight row and channel rows, cut to the tile's span)
+    let mut rows = Vec::with_capacity(wy.len());
     for (ty, &w_row) in wy.iter().enumerate() {
         let oy = at.1 + ty as isize;
         if oy < 0 || oy >= out_h || w_row == 0.0 {
             continue;
         }
-        let start = oy as usize * sum.width + ox;
-        let end = start + wx.len();
-        for (w, &x) in weight[start..end].iter_mut().zip(wx) {
-            *w += x * w_row;
-        }
-        for c in 0..tile.channels {
-            let src_start = (c * tile.height + ty) * tile.width + x_from;
-            let src = &tile.data[src_start..src_start + wx.len()];
-            let dst = &mut sum.data[c * plane + start..c * plane + end];
-            for ((d, &v), &x) in dst.iter_mut().zip(src).zip(wx) {
-                *d += v * x * w_row;
+        let oy = oy as usize;
+        let weight_row = &mut std::mem::take(&mut weight_rows[oy])[span.clone()];
+        let channels: Vec<&mut [f32]> =
+            channel_rows.iter_mut().map(|c| &mut std::mem::take(&mut c[oy])[span.clone()]).collect();
+        rows.push((ty, w_row, weight_row, channels));
+    }
+    let add = |band: &mut [(usize, f32, &mut [f32], Vec<&mut [f32]>)]| {
+        for (ty, w_row, weight_row, channels) in band.iter_mut() {
+            for (w, &x) in weight_row.iter_mut().zip(wx) {
+                *w += x * *w_row;
+            }
+            for (c, dst) in channels.iter_mut().enumerate() {
+                let src_start = (c * tile.height + *ty) * tile.width + x_from;
+                let src = &tile.data[src_start..src_start + wx.len()];
+                for ((d, &v), &x) in dst.iter_mut().zip(src).zip(wx) {
+                    *d += v * x * *w_row;
+                }
             }
         }
+    };
+    let threads = threads_for(rows.len() * wx.len() * tile.channels);
+    if threads == 1 {
+        add(&mut rows);
+        return;
     }
+    let band = rows.len().div_ceil(threads).max(1);
+    std::thread::scope(|scope| {
+        for band in rows.chunks_mut(band) {
+            scope.spawn(move || add(band));
+        }
+    });
 }
 
 #[cfg(test)]
@@ -385,6 +440,20 @@ mod tests {
         let worst = whole.data.iter().zip(&tiled.data).map(|(a, b)| (a - b).abs()).fold(0.0, f32::max);
         assert!(worst < 1e-5, "worst difference {worst}");
         assert_eq!((tiled.width, tiled.height), (300, 194));
+    }
+
+    #[test]
+    fn the_blend_spread_over_cores_gives_the_one_thread_result() {
+        // A canvas past a million values takes the threaded blend and normalisation.
+        let image = gradient(520, 500);
+        let whole =
+            upscale(&image, &mut runner(2, 1), TileOptions { max_tile: 4096, ..Default::default() }, &mut |_| true)
+                .unwrap();
+        let tiled =
+            upscale(&image, &mut runner(2, 1), TileOptions { max_tile: 200, ..Default::default() }, &mut |_| true)
+                .unwrap();
+        let worst = whole.data.iter().zip(&tiled.data).map(|(a, b)| (a - b).abs()).fold(0.0, f32::max);
+        assert!(worst < 1e-5, "worst difference {worst}");
     }
 
     #[test]

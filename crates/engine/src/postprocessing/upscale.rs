@@ -259,7 +259,8 @@ impl TileRunner for NetRunner {
         let scale = self.scale();
         let data = guarded(|| {
             let x = Tensor::<4>::from_data(TensorData::new(tile.data.clone(), [1, 3, h, w]), &self.device);
-            self.once(x).into_data().try_to_vec::<f32>()
+            // Consumes the read-back bytes as the vector (no second copy of a large tile).
+            self.once(x).into_data().try_into_vec::<f32>()
         })?
         .map_err(|e| ComputeError::Failed(format!("reading the result back failed: {e:?}")))?;
         Ok(Planes { channels: 3, width: w * scale, height: h * scale, data })

@@ -5,9 +5,7 @@ use burn::cubecl::prelude::*;
 use burn::tensor::DType;
 use burn_cubecl::tensor::CubeTensor;
 
-fn len(tensor: &CubeTensor) -> usize {
-    tensor.meta.shape().num_elements()
-}
+use super::len;
 
 /// Copies `src` `[n, h, w, c]` into the first `c` channels of each pixel of `dst` (`stride`
 /// channels a pixel).

@@ -4,9 +4,11 @@
 //!
 //! Two forms share one host interface ([`launch`]):
 //! - **cooperative matrices** (`cmma`, tensor cores) where the device offers 16×16×16 f16
-//!   fragments with f32 accumulators and 32-wide planes: 128×bn tiles, warps of 32×32;
+//!   fragments with f32 accumulators and 32-wide planes: blocks of 8 output rows × 32 columns
+//!   × 32 or 64 channels, whose input halo each stage loads once for all nine taps;
 //! - **a register-tiled fallback** everywhere else (f32, lavapipe, Metal and DX12 without
-//!   cooperative matrices): 64×bn tiles staged in shared memory, 4×4 outputs per thread.
+//!   cooperative matrices): 64 pixels × 32 or 64 channels a block, staged in shared memory,
+//!   4×4 outputs per thread.
 //!
 //! What makes them Kiln's rather than a generic convolution is the epilogue and the
 //! addressing, fused so that no extra pass over the activations is needed:
@@ -53,17 +55,11 @@ impl ConvGeometry {
     pub fn pixels(&self) -> usize {
         self.batch * self.out_height() * self.out_width()
     }
-
-    /// Multiply-adds ×2.
-    pub fn flops(&self) -> f64 {
-        2.0 * (self.pixels() * self.kernel * self.kernel * self.in_channels * self.out_channels) as f64
-    }
 }
 
 /// The buffers of one launch; `weight` is `[kernel²·in_channels, padded(out_channels)]`
 /// (tap-major, then input channel; see [`padded`]), starting at `weight_offset`; `bias` and
-/// `slope` have `out_channels`
-/// values from `bias_offset`.
+/// `slope` have `out_channels` values from `bias_offset`; lengths are in elements.
 pub struct ConvBuffers {
     pub input: Handle,
     pub input_len: usize,
@@ -97,17 +93,9 @@ pub enum ConvKernel {
 }
 
 impl ConvKernel {
-    /// The fastest form `client` can run for `dtype`.
+    /// The fastest form `client` runs, for f16 (`half`) or f32 storage.
     pub fn best(client: &Client, half: bool) -> Self {
         if half && supports_cmma(client) { Self::Cmma } else { Self::Tiled }
-    }
-
-    pub fn label(self) -> &'static str {
-        match self {
-            Self::Tiled => "kiln_tiled",
-            Self::Cmma => "kiln_cmma",
-            Self::Cmma32 => "kiln_cmma_32",
-        }
     }
 }
 
@@ -161,22 +149,6 @@ pub fn launch<F: Float + CubeElement>(
         // Not read: `has_residual` is false at compile time.
         None => (buffers.bias.clone(), buffers.vector_len, 0, false),
     };
-    let args = (
-        g.pixels() as u32,
-        g.out_height() as u32,
-        g.out_width() as u32,
-        g.in_height as u32,
-        g.in_width as u32,
-        g.in_channels as u32,
-        g.in_stride as u32,
-        g.out_channels as u32,
-        g.out_stride as u32,
-        g.out_offset as u32,
-        residual_stride as u32,
-        buffers.weight_offset as u32,
-        buffers.bias_offset as u32,
-        padded(g.out_channels) as u32,
-    );
     let count = match kernel {
         ConvKernel::Tiled => {
             // Blocks of pixels spread over x and z: a dimension holds at most 65535 groups.
@@ -211,8 +183,21 @@ pub fn launch<F: Float + CubeElement>(
         let residual = BufferArg::from_raw_parts(residual, residual_len);
         let output = BufferArg::from_raw_parts(buffers.output, buffers.output_len);
         let shape = ConvShapeLaunch::new(
-            args.0, args.1, args.2, args.3, args.4, args.5, args.6, args.7, args.8, args.9, args.10, args.11, args.12,
-            args.13, scale,
+            g.pixels() as u32,
+            g.out_height() as u32,
+            g.out_width() as u32,
+            g.in_height as u32,
+            g.in_width as u32,
+            g.in_channels as u32,
+            g.in_stride as u32,
+            g.out_channels as u32,
+            g.out_stride as u32,
+            g.out_offset as u32,
+            residual_stride as u32,
+            buffers.weight_offset as u32,
+            buffers.bias_offset as u32,
+            padded(g.out_channels) as u32,
+            scale,
         );
         match kernel {
             ConvKernel::Tiled => conv_tiled::launch::<F>(
