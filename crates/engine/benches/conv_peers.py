@@ -6,7 +6,7 @@ fields, so the two outputs sit side by side.
 
     python3 crates/engine/benches/conv_peers.py [SIDE]
 
-Needs PyTorch with CUDA (tested with torch 2.9 on an H200); not part of the test suite.
+Needs PyTorch with CUDA (the lent H200's); not part of the test suite.
 """
 import json
 import sys
