@@ -263,6 +263,13 @@ impl Residency {
     /// `keep` bytes of weights remain. Returns what it evicted and whether the rest fits (models
     /// in use alone may exceed `keep`).
     fn make_room(&self, device_id: &DeviceId, keep: u64) -> (Vec<String>, bool) {
+        let mut released = Vec::new();
+        let outcome = self.evict(device_id, keep, &mut released);
+        release(released);
+        outcome
+    }
+
+    fn evict(&self, device_id: &DeviceId, keep: u64, released: &mut Vec<Arc<Upscaler>>) -> (Vec<String>, bool) {
         let mut state = self.state();
         let mut evicted = Vec::new();
         loop {
@@ -282,6 +289,7 @@ impl Residency {
             let resident = residents.remove(&oldest).expect("present");
             state.ledger.retain(|a| a.id != resident.allocation);
             evicted.push(oldest.display().to_string());
+            released.push(resident.upscaler);
         }
     }
 
@@ -291,6 +299,7 @@ impl Residency {
     pub fn unload(&self, path: &Path, device_id: Option<&DeviceId>) -> Result<bool, ApiError> {
         let mut state = self.state();
         let mut any = false;
+        let mut released = Vec::new();
         let ids: Vec<DeviceId> = match device_id {
             Some(id) => vec![id.clone()],
             None => state.devices.keys().cloned().collect(),
@@ -305,7 +314,9 @@ impl Residency {
                     ));
                 }
                 let allocation = resident.allocation;
-                residents.remove(path);
+                if let Some(removed) = residents.remove(path) {
+                    released.push(removed.upscaler);
+                }
                 state.ledger.retain(|a| a.id != allocation);
                 any = true;
             }
@@ -313,6 +324,8 @@ impl Residency {
         if device_id.is_none() {
             any |= state.ram.remove(path).is_some();
         }
+        drop(state);
+        release(released);
         Ok(any)
     }
 
@@ -423,6 +436,16 @@ impl Residency {
         let state = self.state();
         let on_devices = state.devices.values().filter_map(|r| r.get(path)).map(|r| r.last_used_ms);
         on_devices.chain(state.ram.get(path).map(|e| e.last_used_ms)).max()
+    }
+}
+
+/// Frees the weights of models that left a device, outside the residency lock. Ones still held
+/// elsewhere are freed by their last holder.
+fn release(upscalers: Vec<Arc<Upscaler>>) {
+    for upscaler in upscalers {
+        if let Some(upscaler) = Arc::into_inner(upscaler) {
+            upscaler.release();
+        }
     }
 }
 

@@ -113,6 +113,7 @@ pub struct Upscaler {
     pub final_resize: Option<f32>,
     pub precision: Precision,
     shape: NetShape,
+    device: Device,
 }
 
 impl Upscaler {
@@ -201,7 +202,24 @@ impl Upscaler {
             // so the device holds the packed weights only (what the memory ledger counts).
             let _ = device.sync();
         }
-        Ok(Self { network, architecture, net_scale, final_resize: weights.final_resize, precision, shape })
+        Ok(Self {
+            network,
+            architecture,
+            net_scale,
+            final_resize: weights.final_resize,
+            precision,
+            shape,
+            device: device.clone(),
+        })
+    }
+
+    /// Drops the network's weights and has the device act on it now: burn's fusion frees
+    /// tensors lazily, with the next work queued on the device, so without this an unloaded
+    /// model's memory would stay in the pools' figures until then.
+    pub fn release(self) {
+        let device = self.device.clone();
+        drop(self);
+        let _ = crate::compute::guarded(|| device.flush());
     }
 
     /// Runs the network on RGB in [0, 1], in the network's precision; the output is f32.
