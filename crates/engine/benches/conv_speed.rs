@@ -22,7 +22,6 @@ use burn::tensor::module::conv2d;
 use burn::tensor::ops::ConvOptions;
 use burn::tensor::{DType, Device, Distribution, FloatDType, Tensor};
 use kiln_engine::compute::kernels::{self, ConvOp, KernelChoice};
-use kiln_engine::dispatch;
 use serde_json::{Value, json};
 
 /// One convolution of a network: input channels, output channels, the side it runs at (×
@@ -67,11 +66,7 @@ fn main() {
 
     let bench = support::BenchEngine::start();
     let engine = &bench.engine;
-    let rt = tokio::runtime::Runtime::new().unwrap();
-    let call =
-        |op: &str, input: Value| rt.block_on(dispatch(engine, op, input)).unwrap_or_else(|e| panic!("{op}: {e:?}"));
-    let devices = call("devices.list", Value::Null);
-    let gpu = support::device_to_measure(&devices);
+    let gpu = bench.device_to_measure();
     let id = gpu["id"].as_str().unwrap().to_owned();
     let device: Device = engine.compute_device(&kiln_engine::devices::DeviceId(id)).expect("the device opens");
     let f16 = device.supports_dtype(DType::F16);

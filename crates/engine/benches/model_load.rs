@@ -28,12 +28,9 @@ fn main() {
     let model = model.canonicalize().expect("the model file exists");
     let bench = support::BenchEngine::start();
     let engine = &bench.engine;
-    let rt = tokio::runtime::Runtime::new().unwrap();
-    let call =
-        |op: &str, input: Value| rt.block_on(dispatch(engine, op, input)).unwrap_or_else(|e| panic!("{op}: {e:?}"));
+    let call = |op: &str, input: Value| bench.call(op, input);
 
-    let devices = call("devices.list", Value::Null);
-    let gpu = support::device_to_measure(&devices);
+    let gpu = bench.device_to_measure();
     let id = gpu["id"].as_str().unwrap().to_owned();
     call("models.add_folder", json!({ "path": model.parent().unwrap() }));
     // Open the device and its pools first, so the delta counts the model, not the context.
@@ -43,9 +40,9 @@ fn main() {
 
     let mut runs = Vec::new();
     for round in ["cold", "warm"] {
-        let before = used(&rt, engine, &id);
+        let before = used(&bench.rt, engine, &id);
         let loaded = call("models.load", json!({ "path": model, "device_id": id }));
-        let after = used(&rt, engine, &id);
+        let after = used(&bench.rt, engine, &id);
         let memory = call("memory.usage", json!({ "device_id": id }));
         runs.push(json!({
             "round": round,

@@ -61,18 +61,17 @@ fn main() {
     };
     let bench = support::BenchEngine::start();
     let engine = &bench.engine;
-    let rt = tokio::runtime::Runtime::new().unwrap();
-    let call =
-        |op: &str, input: Value| rt.block_on(dispatch(engine, op, input)).unwrap_or_else(|e| panic!("{op}: {e:?}"));
-    let devices = call("devices.list", Value::Null);
-    let gpu = support::device_to_measure(&devices);
+    let call = |op: &str, input: Value| bench.call(op, input);
+    let gpu = bench.device_to_measure();
     let id = gpu["id"].as_str().unwrap().to_owned();
     let capabilities = call("devices.capabilities", json!({ "device_id": id }));
     let f16 = capabilities["features"]["shader_f16"].as_bool().unwrap_or(false);
     let buffer_limit = capabilities["limits"]["max_storage_buffer_binding_size"].as_u64().filter(|l| *l > 0);
     let used = |engine: &Engine| {
         engine.sample_now();
-        rt.block_on(dispatch(engine, "devices.status", json!({ "device_id": id })))
+        bench
+            .rt
+            .block_on(dispatch(engine, "devices.status", json!({ "device_id": id })))
             .ok()
             .and_then(|s| s["memory_used_bytes"]["value"].as_u64())
     };

@@ -3,12 +3,13 @@
 
 use std::path::PathBuf;
 
-use kiln_engine::{Engine, EngineOptions};
+use kiln_engine::{Engine, EngineOptions, dispatch};
 use serde_json::Value;
 
-/// An engine whose data folder lives as long as this value.
+/// An engine whose data folder lives as long as this value, with a runtime to call it from.
 pub struct BenchEngine {
     pub engine: Engine,
+    pub rt: tokio::runtime::Runtime,
     data: PathBuf,
 }
 
@@ -18,7 +19,18 @@ impl BenchEngine {
         let mut options = EngineOptions::standard();
         options.data_dir = data.clone();
         options.background_sampling = false;
-        Self { engine: Engine::start(options).expect("the engine starts"), data }
+        let engine = Engine::start(options).expect("the engine starts");
+        Self { engine, rt: tokio::runtime::Runtime::new().unwrap(), data }
+    }
+
+    /// Runs an operation to its answer; a failure ends the bench.
+    pub fn call(&self, op: &str, input: Value) -> Value {
+        self.rt.block_on(dispatch(&self.engine, op, input)).unwrap_or_else(|e| panic!("{op}: {e:?}"))
+    }
+
+    /// The `devices.list` entry of the device to measure (see [`device_to_measure`]).
+    pub fn device_to_measure(&self) -> Value {
+        device_to_measure(&self.call("devices.list", Value::Null))
     }
 }
 

@@ -510,70 +510,14 @@ fn conv_cmma<F: Float, N: Size>(
 
     // Eight accumulators: wide, acc{s·4 + j} is column segment s, channel quarter j of the
     // plane's row; narrow, acc{r·4 + s·2 + j} is row r of its two, segment s, channel half j.
-    let acc0 = cmma::Matrix::<f32>::from_value(
-        cmma::MatrixIdent::Accumulator,
-        16usize,
-        16usize,
-        16usize,
-        cmma::MatrixLayout::Undefined,
-        0.0,
-    );
-    let acc1 = cmma::Matrix::<f32>::from_value(
-        cmma::MatrixIdent::Accumulator,
-        16usize,
-        16usize,
-        16usize,
-        cmma::MatrixLayout::Undefined,
-        0.0,
-    );
-    let acc2 = cmma::Matrix::<f32>::from_value(
-        cmma::MatrixIdent::Accumulator,
-        16usize,
-        16usize,
-        16usize,
-        cmma::MatrixLayout::Undefined,
-        0.0,
-    );
-    let acc3 = cmma::Matrix::<f32>::from_value(
-        cmma::MatrixIdent::Accumulator,
-        16usize,
-        16usize,
-        16usize,
-        cmma::MatrixLayout::Undefined,
-        0.0,
-    );
-    let acc4 = cmma::Matrix::<f32>::from_value(
-        cmma::MatrixIdent::Accumulator,
-        16usize,
-        16usize,
-        16usize,
-        cmma::MatrixLayout::Undefined,
-        0.0,
-    );
-    let acc5 = cmma::Matrix::<f32>::from_value(
-        cmma::MatrixIdent::Accumulator,
-        16usize,
-        16usize,
-        16usize,
-        cmma::MatrixLayout::Undefined,
-        0.0,
-    );
-    let acc6 = cmma::Matrix::<f32>::from_value(
-        cmma::MatrixIdent::Accumulator,
-        16usize,
-        16usize,
-        16usize,
-        cmma::MatrixLayout::Undefined,
-        0.0,
-    );
-    let acc7 = cmma::Matrix::<f32>::from_value(
-        cmma::MatrixIdent::Accumulator,
-        16usize,
-        16usize,
-        16usize,
-        cmma::MatrixLayout::Undefined,
-        0.0,
-    );
+    let acc0 = zero_tile();
+    let acc1 = zero_tile();
+    let acc2 = zero_tile();
+    let acc3 = zero_tile();
+    let acc4 = zero_tile();
+    let acc5 = zero_tile();
+    let acc6 = zero_tile();
+    let acc7 = zero_tile();
 
     let mut c0 = 0u32;
     while c0 < shape.in_channels {
@@ -626,67 +570,19 @@ fn conv_cmma<F: Float, N: Size>(
             let q = comptime!((16 / vec) as usize);
             let a_len = comptime!((15 * ks / vec + 16 / vec) as usize);
             let seg = comptime!(16 * ks / vec);
-            let b0 = cmma::Matrix::<Vector<F, N>>::from_slice(
-                cmma::MatrixIdent::B,
-                16usize,
-                16usize,
-                16usize,
-                cmma::MatrixLayout::RowMajor,
-                &weights[b_at..b_at + b_len],
-                ns,
-            );
-            let b1 = cmma::Matrix::<Vector<F, N>>::from_slice(
-                cmma::MatrixIdent::B,
-                16usize,
-                16usize,
-                16usize,
-                cmma::MatrixLayout::RowMajor,
-                &weights[b_at + q..b_at + q + b_len],
-                ns,
-            );
+            let b0 = fragment::<F, N>(cmma::MatrixIdent::B, &weights[b_at..b_at + b_len], ns);
+            let b1 = fragment::<F, N>(cmma::MatrixIdent::B, &weights[b_at + q..b_at + q + b_len], ns);
             if comptime!(wide) {
-                let b2 = cmma::Matrix::<Vector<F, N>>::from_slice(
-                    cmma::MatrixIdent::B,
-                    16usize,
-                    16usize,
-                    16usize,
-                    cmma::MatrixLayout::RowMajor,
-                    &weights[b_at + 2 * q..b_at + 2 * q + b_len],
-                    ns,
-                );
-                let b3 = cmma::Matrix::<Vector<F, N>>::from_slice(
-                    cmma::MatrixIdent::B,
-                    16usize,
-                    16usize,
-                    16usize,
-                    cmma::MatrixLayout::RowMajor,
-                    &weights[b_at + 3 * q..b_at + 3 * q + b_len],
-                    ns,
-                );
+                let b2 = fragment::<F, N>(cmma::MatrixIdent::B, &weights[b_at + 2 * q..b_at + 2 * q + b_len], ns);
+                let b3 = fragment::<F, N>(cmma::MatrixIdent::B, &weights[b_at + 3 * q..b_at + 3 * q + b_len], ns);
                 let a0 = ((warp + ky) * halo_w + kx) * comptime!(ks / vec);
                 let a1 = a0 + seg;
-                let a = cmma::Matrix::<Vector<F, N>>::from_slice(
-                    cmma::MatrixIdent::A,
-                    16usize,
-                    16usize,
-                    16usize,
-                    cmma::MatrixLayout::RowMajor,
-                    &halo[a0 as usize..a0 as usize + a_len],
-                    ks,
-                );
+                let a = fragment::<F, N>(cmma::MatrixIdent::A, &halo[a0 as usize..a0 as usize + a_len], ks);
                 cmma::execute(&a, &b0, &acc0, &acc0);
                 cmma::execute(&a, &b1, &acc1, &acc1);
                 cmma::execute(&a, &b2, &acc2, &acc2);
                 cmma::execute(&a, &b3, &acc3, &acc3);
-                let a = cmma::Matrix::<Vector<F, N>>::from_slice(
-                    cmma::MatrixIdent::A,
-                    16usize,
-                    16usize,
-                    16usize,
-                    cmma::MatrixLayout::RowMajor,
-                    &halo[a1 as usize..a1 as usize + a_len],
-                    ks,
-                );
+                let a = fragment::<F, N>(cmma::MatrixIdent::A, &halo[a1 as usize..a1 as usize + a_len], ks);
                 cmma::execute(&a, &b0, &acc4, &acc4);
                 cmma::execute(&a, &b1, &acc5, &acc5);
                 cmma::execute(&a, &b2, &acc6, &acc6);
@@ -696,48 +592,16 @@ fn conv_cmma<F: Float, N: Size>(
                 let a01 = a00 + seg;
                 let a10 = a00 + halo_w * comptime!(ks / vec);
                 let a11 = a10 + seg;
-                let a = cmma::Matrix::<Vector<F, N>>::from_slice(
-                    cmma::MatrixIdent::A,
-                    16usize,
-                    16usize,
-                    16usize,
-                    cmma::MatrixLayout::RowMajor,
-                    &halo[a00 as usize..a00 as usize + a_len],
-                    ks,
-                );
+                let a = fragment::<F, N>(cmma::MatrixIdent::A, &halo[a00 as usize..a00 as usize + a_len], ks);
                 cmma::execute(&a, &b0, &acc0, &acc0);
                 cmma::execute(&a, &b1, &acc1, &acc1);
-                let a = cmma::Matrix::<Vector<F, N>>::from_slice(
-                    cmma::MatrixIdent::A,
-                    16usize,
-                    16usize,
-                    16usize,
-                    cmma::MatrixLayout::RowMajor,
-                    &halo[a01 as usize..a01 as usize + a_len],
-                    ks,
-                );
+                let a = fragment::<F, N>(cmma::MatrixIdent::A, &halo[a01 as usize..a01 as usize + a_len], ks);
                 cmma::execute(&a, &b0, &acc2, &acc2);
                 cmma::execute(&a, &b1, &acc3, &acc3);
-                let a = cmma::Matrix::<Vector<F, N>>::from_slice(
-                    cmma::MatrixIdent::A,
-                    16usize,
-                    16usize,
-                    16usize,
-                    cmma::MatrixLayout::RowMajor,
-                    &halo[a10 as usize..a10 as usize + a_len],
-                    ks,
-                );
+                let a = fragment::<F, N>(cmma::MatrixIdent::A, &halo[a10 as usize..a10 as usize + a_len], ks);
                 cmma::execute(&a, &b0, &acc4, &acc4);
                 cmma::execute(&a, &b1, &acc5, &acc5);
-                let a = cmma::Matrix::<Vector<F, N>>::from_slice(
-                    cmma::MatrixIdent::A,
-                    16usize,
-                    16usize,
-                    16usize,
-                    cmma::MatrixLayout::RowMajor,
-                    &halo[a11 as usize..a11 as usize + a_len],
-                    ks,
-                );
+                let a = fragment::<F, N>(cmma::MatrixIdent::A, &halo[a11 as usize..a11 as usize + a_len], ks);
                 cmma::execute(&a, &b0, &acc6, &acc6);
                 cmma::execute(&a, &b1, &acc7, &acc7);
             }
@@ -753,33 +617,101 @@ fn conv_cmma<F: Float, N: Size>(
     let (s1, j1) = (16u32, 16u32);
     let (j2, j3) = if comptime!(wide) { (32u32, 48u32) } else { (0u32, 16u32) };
     let (r4, x4) = if comptime!(wide) { (0u32, 16u32) } else { (1u32, 0u32) };
-    cmma::store(&mut scratch[at..at + 256], &acc0, 16, cmma::MatrixLayout::RowMajor);
-    drain::<F>(&scratch, at, output, bias, slope, residual, &shape, image, oy, x0, n0, has_residual);
-    cmma::store(&mut scratch[at..at + 256], &acc1, 16, cmma::MatrixLayout::RowMajor);
-    drain::<F>(&scratch, at, output, bias, slope, residual, &shape, image, oy, x0, n0 + j1, has_residual);
+    drain::<F>(&acc0, &mut scratch, at, output, bias, slope, residual, &shape, image, oy, x0, n0, has_residual);
+    drain::<F>(&acc1, &mut scratch, at, output, bias, slope, residual, &shape, image, oy, x0, n0 + j1, has_residual);
     // Narrow: acc2/acc3 are segment 1 of row 0; wide: channel quarters 2 and 3 of segment 0.
     let (x23, n2) = if comptime!(wide) { (x0, n0 + j2) } else { (x0 + s1, n0 + j2) };
-    cmma::store(&mut scratch[at..at + 256], &acc2, 16, cmma::MatrixLayout::RowMajor);
-    drain::<F>(&scratch, at, output, bias, slope, residual, &shape, image, oy, x23, n2, has_residual);
-    cmma::store(&mut scratch[at..at + 256], &acc3, 16, cmma::MatrixLayout::RowMajor);
-    drain::<F>(&scratch, at, output, bias, slope, residual, &shape, image, oy, x23, n0 + j3, has_residual);
+    drain::<F>(&acc2, &mut scratch, at, output, bias, slope, residual, &shape, image, oy, x23, n2, has_residual);
+    drain::<F>(&acc3, &mut scratch, at, output, bias, slope, residual, &shape, image, oy, x23, n0 + j3, has_residual);
     // Narrow: acc4..7 are row 1 (segments 0, 1); wide: segment 1, quarters 0..3.
-    cmma::store(&mut scratch[at..at + 256], &acc4, 16, cmma::MatrixLayout::RowMajor);
-    drain::<F>(&scratch, at, output, bias, slope, residual, &shape, image, oy + r4, x0 + x4, n0, has_residual);
-    cmma::store(&mut scratch[at..at + 256], &acc5, 16, cmma::MatrixLayout::RowMajor);
-    drain::<F>(&scratch, at, output, bias, slope, residual, &shape, image, oy + r4, x0 + x4, n0 + j1, has_residual);
+    drain::<F>(
+        &acc4,
+        &mut scratch,
+        at,
+        output,
+        bias,
+        slope,
+        residual,
+        &shape,
+        image,
+        oy + r4,
+        x0 + x4,
+        n0,
+        has_residual,
+    );
+    drain::<F>(
+        &acc5,
+        &mut scratch,
+        at,
+        output,
+        bias,
+        slope,
+        residual,
+        &shape,
+        image,
+        oy + r4,
+        x0 + x4,
+        n0 + j1,
+        has_residual,
+    );
     let (x67, n6) = if comptime!(wide) { (x0 + 16, n0 + j2) } else { (x0 + s1, n0) };
-    cmma::store(&mut scratch[at..at + 256], &acc6, 16, cmma::MatrixLayout::RowMajor);
-    drain::<F>(&scratch, at, output, bias, slope, residual, &shape, image, oy + r4, x67, n6, has_residual);
-    cmma::store(&mut scratch[at..at + 256], &acc7, 16, cmma::MatrixLayout::RowMajor);
-    drain::<F>(&scratch, at, output, bias, slope, residual, &shape, image, oy + r4, x67, n6 + 16, has_residual);
+    drain::<F>(&acc6, &mut scratch, at, output, bias, slope, residual, &shape, image, oy + r4, x67, n6, has_residual);
+    drain::<F>(
+        &acc7,
+        &mut scratch,
+        at,
+        output,
+        bias,
+        slope,
+        residual,
+        &shape,
+        image,
+        oy + r4,
+        x67,
+        n6 + 16,
+        has_residual,
+    );
 }
 
-/// The epilogue of one 16×16 accumulator tile a plane stored at `at`: 16 pixels of output row
-/// `oy` from column `ox`, 16 channels from `n`; each lane writes 8 values.
+/// A 16×16 f32 accumulator at zero.
+#[cube]
+fn zero_tile() -> cmma::Matrix<f32> {
+    cmma::Matrix::<f32>::from_value(
+        cmma::MatrixIdent::Accumulator,
+        16usize,
+        16usize,
+        16usize,
+        cmma::MatrixLayout::Undefined,
+        0.0,
+    )
+}
+
+/// A 16×16 operand fragment (`ident` A or B) read row-major from `slice`, `stride` elements
+/// between rows.
+#[cube]
+fn fragment<F: Float, N: Size>(
+    #[comptime] ident: cmma::MatrixIdent,
+    slice: &[Vector<F, N>],
+    stride: u32,
+) -> cmma::Matrix<Vector<F, N>> {
+    cmma::Matrix::<Vector<F, N>>::from_slice(
+        ident,
+        16usize,
+        16usize,
+        16usize,
+        cmma::MatrixLayout::RowMajor,
+        slice,
+        stride,
+    )
+}
+
+/// The epilogue of one 16×16 accumulator tile of a plane, through the plane's scratch at
+/// `at`: 16 pixels of output row `oy` from column `ox`, 16 channels from `n`; each lane writes
+/// 8 values.
 #[cube]
 fn drain<F: Float>(
-    scratch: &[f32],
+    acc: &cmma::Matrix<f32>,
+    scratch: &mut [f32],
     at: usize,
     output: &mut [F],
     bias: &[F],
@@ -792,6 +724,7 @@ fn drain<F: Float>(
     n: u32,
     #[comptime] has_residual: bool,
 ) {
+    cmma::store(&mut scratch[at..at + 256], acc, 16, cmma::MatrixLayout::RowMajor);
     sync_plane();
     #[unroll]
     for t in 0..8u32 {

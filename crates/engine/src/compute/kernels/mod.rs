@@ -48,8 +48,8 @@ impl ConvOp {
 }
 
 /// A residual dense block (ESRGAN's RDB) as one operation: `convs` 3×3 convolutions, each
-/// reading every earlier output, LeakyReLU(`slope`) on all but the last, and
-/// `input + last · scale`.
+/// reading the input and every earlier output, each with its per-channel slopes (ESRGAN:
+/// LeakyReLU 0.2, and 1 = none on the last), and `input + last · scale`.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct DenseBlock {
     pub features: usize,
