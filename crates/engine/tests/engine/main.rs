@@ -7,31 +7,12 @@ mod processing;
 mod upscalers;
 mod wgpu_devices;
 
+#[path = "../support/mod.rs"]
+mod support;
+
 use std::path::{Path, PathBuf};
 
-use kiln_engine::{Engine, EngineOptions};
-use serde_json::{Value, json};
-
-/// An engine on this machine's real devices, with its data in `data`, not sampling by itself.
-pub fn real_engine(data: &Path) -> Engine {
-    let mut options = EngineOptions::standard();
-    options.data_dir = data.to_path_buf();
-    options.background_sampling = false;
-    Engine::start(options).unwrap()
-}
-
-/// The id of the software GPU that computes (lavapipe), from a `devices.list` answer.
-pub fn software_gpu_id(list: &Value) -> String {
-    list["devices"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|d| d["kind"] == json!("software_gpu") && d["compute_backend"].is_string())
-        .expect("a software GPU that computes: install Mesa's lavapipe (Debian: mesa-vulkan-drivers)")["id"]
-        .as_str()
-        .unwrap()
-        .to_owned()
-}
+pub use support::{real_engine, software_gpu_id};
 
 /// A fixture machine (`tests/fixtures/machines/NAME`), copied so a test may change it.
 pub fn machine(name: &str) -> kiln_testdir::TempDir {
