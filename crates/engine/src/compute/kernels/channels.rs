@@ -10,39 +10,30 @@ use super::len;
 /// Copies `src` `[n, h, w, c]` into the first `c` channels of each pixel of `dst` (`stride`
 /// channels a pixel).
 pub fn copy_into(src: &CubeTensor, dst: &CubeTensor, stride: usize) {
-    let channels = src.meta.shape()[3];
+    match src.dtype {
+        DType::F32 => launch::<f32>(src, dst, stride),
+        DType::F16 => launch::<half::f16>(src, dst, stride),
+        other => panic!("Kiln's kernels run in f32 or f16, not {other:?}"),
+    }
+}
+
+fn launch<F: Float + CubeElement>(src: &CubeTensor, dst: &CubeTensor, stride: usize) {
     let count = len(src);
-    let dim = CubeDim::new_1d(256);
     // Groups spread over x and y: one dimension holds at most 65535.
     let groups = count.div_ceil(256);
     let x = groups.min(32768);
     let cubes = CubeCount::Static(x as u32, groups.div_ceil(x) as u32, 1);
     unsafe {
-        let from = BufferArg::from_raw_parts(src.handle.clone(), count);
-        let to = BufferArg::from_raw_parts(dst.handle.clone(), len(dst));
-        match src.dtype {
-            DType::F32 => copy_channels_kernel::launch::<f32>(
-                &src.client,
-                cubes,
-                dim,
-                from,
-                to,
-                count as u32,
-                channels as u32,
-                stride as u32,
-            ),
-            DType::F16 => copy_channels_kernel::launch::<half::f16>(
-                &src.client,
-                cubes,
-                dim,
-                from,
-                to,
-                count as u32,
-                channels as u32,
-                stride as u32,
-            ),
-            other => panic!("Kiln's kernels run in f32 or f16, not {other:?}"),
-        }
+        copy_channels_kernel::launch::<F>(
+            &src.client,
+            cubes,
+            CubeDim::new_1d(256),
+            BufferArg::from_raw_parts(src.handle.clone(), count),
+            BufferArg::from_raw_parts(dst.handle.clone(), len(dst)),
+            count as u32,
+            src.meta.shape()[3] as u32,
+            stride as u32,
+        );
     }
 }
 
