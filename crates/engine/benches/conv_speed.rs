@@ -7,11 +7,12 @@
 //! whole networks with random weights on one tile, burn's operations against Kiln's kernels
 //! (megapixels of input per second).
 //!
-//!   cargo bench -p kiln-engine --bench conv_speed [-- SIDE]
+//!   cargo bench -p kiln-engine --bench conv_speed [-- SIDE] [--only TEXT]
 //!
 //! SIDE is the input tile side the body convolutions run at (default 512; the ×2 and ×4 stages
 //! run at 2 and 4 times it, as in a tile of a real upscale); the 64->64 1920×1080 convolution
-//! the issue tracker quotes is always included. Under `cargo test` it runs a few small shapes
+//! the issue tracker quotes is always included. `--only TEXT` keeps the shapes whose name
+//! contains TEXT (`--only networks`: the whole networks alone). Under `cargo test` it runs a few small shapes
 //! once, as a smoke test. Prints one JSON object per measurement.
 
 mod support;
@@ -53,6 +54,9 @@ const SHAPES: &[Shape] = &[
 fn main() {
     let side: usize = std::env::args().skip(1).find_map(|a| a.parse().ok()).unwrap_or(512);
     let smoke = std::env::args().all(|a| a != "--bench");
+    // `--only TEXT`: the shapes whose name contains TEXT (`--only networks`: the networks only).
+    let args: Vec<String> = std::env::args().collect();
+    let only = args.iter().position(|a| a == "--only").and_then(|i| args.get(i + 1)).cloned();
     // cubecl reads its configuration from the working directory: log autotune's choices.
     let scratch = std::env::temp_dir().join(format!("kiln-conv-bench-{}", std::process::id()));
     std::fs::create_dir_all(&scratch).unwrap();
@@ -82,6 +86,7 @@ fn main() {
             problems.push((s.name.to_owned(), s.cin, s.cout, out, out, s.upsample));
         }
         problems.push(("issue: 64->64 1920x1080".into(), 64, 64, 1080, 1920, 1));
+        problems.retain(|p| only.as_ref().is_none_or(|o| p.0.contains(o.as_str())));
     }
     let mut precisions = vec![FloatDType::F32];
     if f16 && !smoke {
@@ -140,7 +145,7 @@ fn main() {
             let _ = device.memory_cleanup();
         }
     }
-    if !smoke {
+    if !smoke && only.as_ref().is_none_or(|o| o == "networks") {
         networks(&gpu, &device, side, &precisions);
     }
     if let Ok(text) = std::fs::read_to_string(&log) {
