@@ -174,14 +174,29 @@ pub fn launch<F: Float + CubeElement>(
         }
         _ => 1,
     };
+    // 16-byte stores (and residual loads) where output channel groups of 8 are whole and aligned.
+    let out_vec = match kernel {
+        ConvKernel::Cmma | ConvKernel::Cmma32
+            if [g.out_channels, g.out_stride, g.out_offset, buffers.output_len, residual_stride, residual_len]
+                .iter()
+                .all(|v| v % 8 == 0) =>
+        {
+            8
+        }
+        _ => 1,
+    };
     unsafe {
         let (input_len, weight_len) = (buffers.input_len / vec, buffers.weight_len / vec);
         let input = BufferArg::from_raw_parts(buffers.input, input_len);
         let weight = BufferArg::from_raw_parts(buffers.weight, weight_len);
         let bias = BufferArg::from_raw_parts(buffers.bias, buffers.vector_len);
         let slope = BufferArg::from_raw_parts(buffers.slope, buffers.vector_len);
+        let (residual_len, output_len) = match kernel {
+            ConvKernel::Tiled => (residual_len, buffers.output_len),
+            _ => (residual_len / out_vec, buffers.output_len / out_vec),
+        };
         let residual = BufferArg::from_raw_parts(residual, residual_len);
-        let output = BufferArg::from_raw_parts(buffers.output, buffers.output_len);
+        let output = BufferArg::from_raw_parts(buffers.output, output_len);
         let shape = ConvShapeLaunch::new(
             g.pixels() as u32,
             g.out_height() as u32,
@@ -222,6 +237,7 @@ pub fn launch<F: Float + CubeElement>(
                 // 32 channels: a plane per two rows; 64: a plane per row.
                 CubeDim::new_2d(32, (CMMA_ROWS * bn / 64) as u32),
                 vec,
+                out_vec,
                 input,
                 weight,
                 bias,
@@ -233,6 +249,7 @@ pub fn launch<F: Float + CubeElement>(
                 g.upsample as u32,
                 has_residual,
                 vec as u32,
+                out_vec as u32,
                 bn == 64,
             ),
         }
@@ -469,18 +486,19 @@ fn conv_tiled<F: Float>(
 /// `N` is the vector width of `input` and `weight` loads (8 f16 = 16 bytes where channel counts,
 /// strides and offsets allow, else 1), `vec` the same number at compile time.
 #[cube(launch)]
-fn conv_cmma<F: Float, N: Size>(
+fn conv_cmma<F: Float, N: Size, M: Size>(
     input: &[Vector<F, N>],
     weight: &[Vector<F, N>],
     bias: &[F],
     slope: &[F],
-    residual: &[F],
-    output: &mut [F],
+    residual: &[Vector<F, M>],
+    output: &mut [Vector<F, M>],
     shape: ConvShape,
     #[comptime] kernel: u32,
     #[comptime] upsample: u32,
     #[comptime] has_residual: bool,
     #[comptime] vec: u32,
+    #[comptime] out_vec: u32,
     #[comptime] wide: bool,
 ) {
     let rows = comptime!(CMMA_ROWS as u32);
@@ -519,47 +537,54 @@ fn conv_cmma<F: Float, N: Size>(
     let acc6 = zero_tile();
     let acc7 = zero_tile();
 
+    // Software pipelining: the next stage's halo and weights are fetched into registers while
+    // this stage's MMAs run, and placed in shared memory after them.
+    let halo_len = comptime!(halo_h * halo_w * bk / vec);
+    let weight_len = comptime!(taps * bk * bn / vec);
+    let mut halo_regs = Array::<Vector<F, N>>::new(comptime!(halo_len.div_ceil(threads) as usize));
+    let mut weight_regs = Array::<Vector<F, N>>::new(comptime!(weight_len.div_ceil(threads) as usize));
+    let corner = Corner { image, y: y0 as i32 - half_k, x: x0 as i32 - half_k, n: n0 };
+    fetch_halo::<F, N>(input, &shape, &corner, &mut halo_regs, unit, 0, upsample, vec, halo_w, threads, halo_len);
+    fetch_weights::<F, N>(weight, &shape, &corner, &mut weight_regs, unit, 0, bn, vec, threads, weight_len);
+
     let mut c0 = 0u32;
     while c0 < shape.in_channels {
-        // The halo: channel fastest, so neighbouring threads read neighbouring channels.
-        let mut e = unit;
-        while e < comptime!(halo_h * halo_w * bk / vec) {
-            let kv = e % comptime!(bk / vec);
-            let p = e / comptime!(bk / vec);
-            let hx = p % halo_w;
-            let hy = p / halo_w;
-            let iy = (y0 + hy) as i32 - half_k;
-            let ix = (x0 + hx) as i32 - half_k;
-            let c = c0 + kv * vec;
-            let inside =
-                iy >= 0 && ix >= 0 && iy < shape.height as i32 && ix < shape.width as i32 && c < shape.in_channels;
-            let mut v = Vector::new(F::new(0.0));
-            if inside {
-                let sy = iy as u32 / upsample;
-                let sx = ix as u32 / upsample;
-                let at = ((image * shape.in_height + sy) * shape.in_width + sx) * shape.in_stride + c;
-                v = input[(at / vec) as usize];
+        // The halo: channel fastest, each pixel's 16 channels in a padded row.
+        #[unroll]
+        for s in 0..comptime!(halo_len.div_ceil(threads)) {
+            let e = unit + s * threads;
+            if e < halo_len {
+                halo[(e / comptime!(bk / vec) * comptime!(ks / vec) + e % comptime!(bk / vec)) as usize] =
+                    halo_regs[s as usize];
             }
-            halo[(p * comptime!(ks / vec) + kv) as usize] = v;
-            e += threads;
         }
         // The weights of every tap for these 16 input channels: [tap][channel][output].
-        let mut e = unit;
-        while e < comptime!(taps * bk * bn / vec) {
-            let nv = e % comptime!(bn / vec);
-            let n = nv * vec;
-            let rest = e / comptime!(bn / vec);
-            let kk = rest % bk;
-            let tap = rest / bk;
-            let mut v = Vector::new(F::new(0.0));
-            if c0 + kk < shape.in_channels && n0 + n < shape.weight_stride {
-                let row = tap * shape.in_channels + c0 + kk;
-                v = weight[((shape.weight_offset + row * shape.weight_stride + n0 + n) / vec) as usize];
+        #[unroll]
+        for s in 0..comptime!(weight_len.div_ceil(threads)) {
+            let e = unit + s * threads;
+            if e < weight_len {
+                weights[(e / comptime!(bn / vec) * comptime!(ns / vec) + e % comptime!(bn / vec)) as usize] =
+                    weight_regs[s as usize];
             }
-            weights[(rest * comptime!(ns / vec) + nv) as usize] = v;
-            e += threads;
         }
         sync_cube();
+        let next = c0 + bk;
+        if next < shape.in_channels {
+            fetch_halo::<F, N>(
+                input,
+                &shape,
+                &corner,
+                &mut halo_regs,
+                unit,
+                next,
+                upsample,
+                vec,
+                halo_w,
+                threads,
+                halo_len,
+            );
+            fetch_weights::<F, N>(weight, &shape, &corner, &mut weight_regs, unit, next, bn, vec, threads, weight_len);
+        }
         #[unroll]
         for tap in 0..taps {
             let ky = comptime!(tap / kernel);
@@ -607,7 +632,7 @@ fn conv_cmma<F: Float, N: Size>(
             }
         }
         sync_cube();
-        c0 += bk;
+        c0 = next;
     }
 
     // Each plane drains its accumulators one 16×16 tile at a time through its own scratch.
@@ -617,14 +642,74 @@ fn conv_cmma<F: Float, N: Size>(
     let (s1, j1) = (16u32, 16u32);
     let (j2, j3) = if comptime!(wide) { (32u32, 48u32) } else { (0u32, 16u32) };
     let (r4, x4) = if comptime!(wide) { (0u32, 16u32) } else { (1u32, 0u32) };
-    drain::<F>(&acc0, &mut scratch, at, output, bias, slope, residual, &shape, image, oy, x0, n0, has_residual);
-    drain::<F>(&acc1, &mut scratch, at, output, bias, slope, residual, &shape, image, oy, x0, n0 + j1, has_residual);
+    drain::<F, M>(
+        &acc0,
+        &mut scratch,
+        at,
+        output,
+        bias,
+        slope,
+        residual,
+        &shape,
+        image,
+        oy,
+        x0,
+        n0,
+        has_residual,
+        out_vec,
+    );
+    drain::<F, M>(
+        &acc1,
+        &mut scratch,
+        at,
+        output,
+        bias,
+        slope,
+        residual,
+        &shape,
+        image,
+        oy,
+        x0,
+        n0 + j1,
+        has_residual,
+        out_vec,
+    );
     // Narrow: acc2/acc3 are segment 1 of row 0; wide: channel quarters 2 and 3 of segment 0.
     let (x23, n2) = if comptime!(wide) { (x0, n0 + j2) } else { (x0 + s1, n0 + j2) };
-    drain::<F>(&acc2, &mut scratch, at, output, bias, slope, residual, &shape, image, oy, x23, n2, has_residual);
-    drain::<F>(&acc3, &mut scratch, at, output, bias, slope, residual, &shape, image, oy, x23, n0 + j3, has_residual);
+    drain::<F, M>(
+        &acc2,
+        &mut scratch,
+        at,
+        output,
+        bias,
+        slope,
+        residual,
+        &shape,
+        image,
+        oy,
+        x23,
+        n2,
+        has_residual,
+        out_vec,
+    );
+    drain::<F, M>(
+        &acc3,
+        &mut scratch,
+        at,
+        output,
+        bias,
+        slope,
+        residual,
+        &shape,
+        image,
+        oy,
+        x23,
+        n0 + j3,
+        has_residual,
+        out_vec,
+    );
     // Narrow: acc4..7 are row 1 (segments 0, 1); wide: segment 1, quarters 0..3.
-    drain::<F>(
+    drain::<F, M>(
         &acc4,
         &mut scratch,
         at,
@@ -638,8 +723,9 @@ fn conv_cmma<F: Float, N: Size>(
         x0 + x4,
         n0,
         has_residual,
+        out_vec,
     );
-    drain::<F>(
+    drain::<F, M>(
         &acc5,
         &mut scratch,
         at,
@@ -653,10 +739,26 @@ fn conv_cmma<F: Float, N: Size>(
         x0 + x4,
         n0 + j1,
         has_residual,
+        out_vec,
     );
     let (x67, n6) = if comptime!(wide) { (x0 + 16, n0 + j2) } else { (x0 + s1, n0) };
-    drain::<F>(&acc6, &mut scratch, at, output, bias, slope, residual, &shape, image, oy + r4, x67, n6, has_residual);
-    drain::<F>(
+    drain::<F, M>(
+        &acc6,
+        &mut scratch,
+        at,
+        output,
+        bias,
+        slope,
+        residual,
+        &shape,
+        image,
+        oy + r4,
+        x67,
+        n6,
+        has_residual,
+        out_vec,
+    );
+    drain::<F, M>(
         &acc7,
         &mut scratch,
         at,
@@ -670,7 +772,93 @@ fn conv_cmma<F: Float, N: Size>(
         x67,
         n6 + 16,
         has_residual,
+        out_vec,
     );
+}
+
+/// Where a block's input halo starts (image, row and column, possibly outside the image) and
+/// its first output channel.
+#[derive(CubeType)]
+struct Corner {
+    image: u32,
+    y: i32,
+    x: i32,
+    n: u32,
+}
+
+/// Loads this thread's share of the halo of input channels `c0..c0 + 16` into `regs` (zeros
+/// outside the image and past the last channel): element `e` of the halo (channel vector
+/// fastest, then column, then row) goes to `regs[s]` for `e = unit + s · threads`.
+#[cube]
+fn fetch_halo<F: Float, N: Size>(
+    input: &[Vector<F, N>],
+    shape: &ConvShape,
+    corner: &Corner,
+    regs: &mut Array<Vector<F, N>>,
+    unit: u32,
+    c0: u32,
+    #[comptime] upsample: u32,
+    #[comptime] vec: u32,
+    #[comptime] halo_w: u32,
+    #[comptime] threads: u32,
+    #[comptime] len: u32,
+) {
+    let bk = comptime!(CMMA_BK as u32);
+    #[unroll]
+    for s in 0..comptime!(len.div_ceil(threads)) {
+        let e = unit + s * threads;
+        let kv = e % comptime!(bk / vec);
+        let p = e / comptime!(bk / vec);
+        let iy = corner.y + (p / halo_w) as i32;
+        let ix = corner.x + (p % halo_w) as i32;
+        let c = c0 + kv * vec;
+        let inside = e < len
+            && iy >= 0
+            && ix >= 0
+            && iy < shape.height as i32
+            && ix < shape.width as i32
+            && c < shape.in_channels;
+        let mut v = Vector::new(F::new(0.0));
+        if inside {
+            let sy = iy as u32 / upsample;
+            let sx = ix as u32 / upsample;
+            let at = ((corner.image * shape.in_height + sy) * shape.in_width + sx) * shape.in_stride + c;
+            v = input[(at / vec) as usize];
+        }
+        regs[s as usize] = v;
+    }
+}
+
+/// Loads this thread's share of the nine taps' weights for input channels `c0..c0 + 16` and
+/// the block's output channels into `regs` (`[tap][channel][output]`, output vector fastest).
+#[cube]
+fn fetch_weights<F: Float, N: Size>(
+    weight: &[Vector<F, N>],
+    shape: &ConvShape,
+    corner: &Corner,
+    regs: &mut Array<Vector<F, N>>,
+    unit: u32,
+    c0: u32,
+    #[comptime] bn: u32,
+    #[comptime] vec: u32,
+    #[comptime] threads: u32,
+    #[comptime] len: u32,
+) {
+    let bk = comptime!(CMMA_BK as u32);
+    #[unroll]
+    for s in 0..comptime!(len.div_ceil(threads)) {
+        let e = unit + s * threads;
+        let n = (e % comptime!(bn / vec)) * vec;
+        let rest = e / comptime!(bn / vec);
+        let kk = rest % bk;
+        let tap = rest / bk;
+        let mut v = Vector::new(F::new(0.0));
+        if e < len && c0 + kk < shape.in_channels && corner.n + n < shape.weight_stride {
+            let row = tap * shape.in_channels + c0 + kk;
+            v = weight[((shape.weight_offset + row * shape.weight_stride + corner.n + n) / vec) as usize];
+        }
+        regs[s as usize] = v;
+    }
 }
 
 /// A 16×16 f32 accumulator at zero.
@@ -706,43 +894,59 @@ fn fragment<F: Float, N: Size>(
 }
 
 /// The epilogue of one 16×16 accumulator tile of a plane, through the plane's scratch at
-/// `at`: 16 pixels of output row `oy` from column `ox`, 16 channels from `n`; each lane writes
-/// 8 values.
+/// `at`: 16 pixels of output row `oy` from column `ox`, 16 channels from `n`. The tile goes to
+/// scratch column-major (a lane's eight channels are then 16 floats apart, so neighbouring lanes
+/// read neighbouring banks); each lane finishes eight channels of one pixel and stores them as
+/// vectors of `out_vec` (8: one 16-byte store).
 #[cube]
-fn drain<F: Float>(
+fn drain<F: Float, M: Size>(
     acc: &cmma::Matrix<f32>,
     scratch: &mut [f32],
     at: usize,
-    output: &mut [F],
+    output: &mut [Vector<F, M>],
     bias: &[F],
     slope: &[F],
-    residual: &[F],
+    residual: &[Vector<F, M>],
     shape: &ConvShape,
     image: u32,
     oy: u32,
     ox: u32,
     n: u32,
     #[comptime] has_residual: bool,
+    #[comptime] out_vec: u32,
 ) {
-    cmma::store(&mut scratch[at..at + 256], acc, 16, cmma::MatrixLayout::RowMajor);
+    cmma::store(&mut scratch[at..at + 256], acc, 16, cmma::MatrixLayout::ColMajor);
     sync_plane();
-    #[unroll]
-    for t in 0..8u32 {
-        let i = UNIT_POS_X + 32 * t;
-        let x = ox + i / 16;
-        if oy < shape.height && x < shape.width {
-            let pixel = (image * shape.height + oy) * shape.width + x;
-            write_output::<F>(
-                output,
-                bias,
-                slope,
-                residual,
-                shape,
-                pixel,
-                n + i % 16,
-                scratch[at + i as usize],
-                has_residual,
-            );
+    let i = UNIT_POS_X / 2;
+    let first = (UNIT_POS_X % 2) * 8;
+    let x = ox + i;
+    if oy < shape.height && x < shape.width {
+        let pixel = (image * shape.height + oy) * shape.width + x;
+        #[unroll]
+        for g in 0..comptime!(8 / out_vec) {
+            let c = first + g * out_vec;
+            // With 8-wide vectors a group of eight channels is either all inside or all past the end.
+            if n + c < shape.out_channels {
+                let mut r = Vector::<F, M>::empty();
+                if comptime!(has_residual) {
+                    r = residual[((pixel * shape.residual_stride + n + c) / out_vec) as usize];
+                }
+                let mut o = Vector::<F, M>::empty();
+                #[unroll]
+                for j in 0..out_vec {
+                    let b = (shape.bias_offset + n + c + j) as usize;
+                    let mut v = scratch[at + ((c + j) * 16 + i) as usize] + f32::cast_from(bias[b]);
+                    if v < 0.0 {
+                        v *= f32::cast_from(slope[b]);
+                    }
+                    v *= shape.scale;
+                    if comptime!(has_residual) {
+                        v += f32::cast_from(r.extract(j as usize));
+                    }
+                    o.insert(j as usize, F::cast_from(v));
+                }
+                output[((pixel * shape.out_stride + shape.out_offset + n + c) / out_vec) as usize] = o;
+            }
         }
     }
     sync_plane();
