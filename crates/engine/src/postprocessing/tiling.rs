@@ -211,6 +211,49 @@ fn upscale_once(
     let mut weight = vec![0.0f32; out_w * out_h];
     let overlap_out = overlap * scale;
     let total = xs.starts.len() * ys.starts.len();
+    // The blend runs on its own thread, one tile behind: while it adds tile n into the canvas,
+    // the device already computes tile n + 1. The rendezvous channel keeps at most two tile
+    // results in host memory.
+    std::thread::scope(|scope| {
+        let (send, receive) = std::sync::mpsc::sync_channel::<Blend>(0);
+        let (sum, weight) = (&mut sum, &mut weight);
+        let blender = scope.spawn(move || {
+            for b in receive {
+                accumulate(sum, weight, &b.tile, b.at, &b.wx, &b.wy);
+            }
+        });
+        let outcome = run_tiles(image, runner, &xs, &ys, overlap_out, total, on_event, &send);
+        drop(send);
+        if let Err(panic) = blender.join() {
+            std::panic::resume_unwind(panic);
+        }
+        outcome
+    })?;
+    normalise(&mut sum, &weight);
+    Ok(sum)
+}
+
+/// A tile's result on its way to the blend: where it lands and its column and row weights.
+struct Blend {
+    tile: Planes,
+    at: (isize, isize),
+    wx: Vec<f32>,
+    wy: Vec<f32>,
+}
+
+/// Runs every tile of the plan through `runner` in order and sends each result to `blend`.
+#[allow(clippy::too_many_arguments)]
+fn run_tiles(
+    image: &Planes,
+    runner: &mut dyn TileRunner,
+    xs: &AxisPlan,
+    ys: &AxisPlan,
+    overlap_out: usize,
+    total: usize,
+    on_event: &mut dyn FnMut(TileEvent) -> bool,
+    blend: &std::sync::mpsc::SyncSender<Blend>,
+) -> Result<(), TileError> {
+    let scale = runner.scale();
     let mut done = 0;
     for (iy, &y0) in ys.starts.iter().enumerate() {
         let wy: Vec<f32> = (0..ys.len * scale)
@@ -229,15 +272,16 @@ fn upscale_once(
                     out.channels, out.width, out.height, image.channels
                 ))));
             }
-            accumulate(&mut sum, &mut weight, &out, (x0 * scale as isize, y0 * scale as isize), &wx, &wy);
+            let at = (x0 * scale as isize, y0 * scale as isize);
+            // The blender only stops early by panicking, which the caller re-raises.
+            let _ = blend.send(Blend { tile: out, at, wx, wy: wy.clone() });
             done += 1;
             if !on_event(TileEvent::Tile { done, total, tile_width: xs.len, tile_height: ys.len }) {
                 return Err(TileError::Cancelled);
             }
         }
     }
-    normalise(&mut sum, &weight);
-    Ok(sum)
+    Ok(())
 }
 
 /// How many threads the host side of tiling uses on `values` values: one per core (at most 8)
