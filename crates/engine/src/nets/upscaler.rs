@@ -227,19 +227,14 @@ impl Upscaler {
     /// # Shapes
     /// `[n, 3, h, w]` -> `[n, 3, h·net_scale, w·net_scale]`
     pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
-        self.forward_native(x).cast(FloatDType::F32)
-    }
-
-    /// [`Self::forward`] in the network's own precision (f16 networks answer in f16: half the
-    /// bytes to read back, and no other values than the f32 cast would give).
-    pub fn forward_native(&self, x: Tensor<4>) -> Tensor<4> {
         let x = x.cast(self.precision.dtype());
-        match &self.network {
+        let out = match &self.network {
             Network::Rrdb(net) => net.forward(x),
             Network::Compact(net) => net.forward(x),
             Network::FusedRrdb(net) => net.forward(x),
             Network::FusedCompact(net) => net.forward(x),
-        }
+        };
+        out.cast(FloatDType::F32)
     }
 
     /// Device memory one input pixel of a tile needs while the network runs (activations and
