@@ -52,11 +52,13 @@ const SHAPES: &[Shape] = &[
 ];
 
 fn main() {
-    let side: usize = std::env::args().skip(1).find_map(|a| a.parse().ok()).unwrap_or(512);
-    let smoke = std::env::args().all(|a| a != "--bench");
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let smoke = args.iter().all(|a| a != "--bench");
     // `--only TEXT`: the shapes whose name contains TEXT (`--only networks`: the networks only).
-    let args: Vec<String> = std::env::args().collect();
-    let only = args.iter().position(|a| a == "--only").and_then(|i| args.get(i + 1)).cloned();
+    let only_at = args.iter().position(|a| a == "--only").map(|i| i + 1);
+    let only = only_at.and_then(|i| args.get(i)).cloned();
+    let side: usize =
+        args.iter().enumerate().filter(|&(i, _)| Some(i) != only_at).find_map(|(_, a)| a.parse().ok()).unwrap_or(512);
     // cubecl reads its configuration from the working directory: log autotune's choices.
     let scratch = std::env::temp_dir().join(format!("kiln-conv-bench-{}", std::process::id()));
     std::fs::create_dir_all(&scratch).unwrap();
