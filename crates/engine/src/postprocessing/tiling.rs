@@ -210,7 +210,6 @@ fn upscale_once(
     let mut sum = Planes::zeros(image.channels, out_w, out_h);
     let mut weight = vec![0.0f32; out_w * out_h];
     let overlap_out = overlap * scale;
-    let total = xs.starts.len() * ys.starts.len();
     // The blend runs on its own thread, one tile behind: while it adds tile n into the canvas,
     // the device already computes tile n + 1. The rendezvous channel keeps at most two tile
     // results in host memory.
@@ -222,7 +221,7 @@ fn upscale_once(
                 accumulate(sum, weight, &b.tile, b.at, &b.wx, &b.wy);
             }
         });
-        let outcome = run_tiles(image, runner, &xs, &ys, overlap_out, total, on_event, &send);
+        let outcome = run_tiles(image, runner, (&xs, &ys), overlap_out, on_event, &send);
         drop(send);
         if let Err(panic) = blender.join() {
             std::panic::resume_unwind(panic);
@@ -241,19 +240,18 @@ struct Blend {
     wy: Vec<f32>,
 }
 
-/// Runs every tile of the plan through `runner` in order and sends each result to `blend`.
-#[allow(clippy::too_many_arguments)]
+/// Runs every tile of the plan (`xs` × `ys`) through `runner` in order and sends each result
+/// to `blend`.
 fn run_tiles(
     image: &Planes,
     runner: &mut dyn TileRunner,
-    xs: &AxisPlan,
-    ys: &AxisPlan,
+    (xs, ys): (&AxisPlan, &AxisPlan),
     overlap_out: usize,
-    total: usize,
     on_event: &mut dyn FnMut(TileEvent) -> bool,
     blend: &std::sync::mpsc::SyncSender<Blend>,
 ) -> Result<(), TileError> {
     let scale = runner.scale();
+    let total = xs.starts.len() * ys.starts.len();
     let mut done = 0;
     for (iy, &y0) in ys.starts.iter().enumerate() {
         let wy: Vec<f32> = (0..ys.len * scale)

@@ -498,7 +498,8 @@ fn conv_tiled<F: Float>(
 /// the 16 channels), so the input is read from memory once per stage, not once per tap.
 ///
 /// `N` is the vector width of `input` and `weight` loads (8 f16 = 16 bytes where channel counts,
-/// strides and offsets allow, else 1), `vec` the same number at compile time.
+/// strides and offsets allow, else 1), `vec` the same number at compile time; `M` and `out_vec`
+/// the same for `output` stores and `residual` loads.
 #[cube(launch)]
 fn conv_cmma<F: Float, N: Size, M: Size>(
     input: &[Vector<F, N>],
