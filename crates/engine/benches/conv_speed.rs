@@ -145,7 +145,7 @@ fn main() {
                 let error = ours.iter().zip(&expected).map(|(a, b)| (a - b).abs()).fold(0.0f32, f32::max);
                 report(&gpu, &name, dtype, label, seconds, flops, Some(error));
             }
-            let _ = device.memory_cleanup();
+            device.memory_cleanup();
         }
     }
     if !smoke && only.as_ref().is_none_or(|o| o == "networks") {
@@ -210,8 +210,8 @@ fn networks(gpu: &Value, device: &Device, side: usize, precisions: &[FloatDType]
         for (net, burn_run, kiln_run) in pairs {
             // burn's direct f32 kernel takes about a minute a run of x4plus.
             let skip_burn = dtype == FloatDType::F32 && net == "x4plus" && side > 256;
-            let burn = (!skip_burn).then(|| time(device, false, || burn_run()));
-            let kiln = time(device, false, || kiln_run());
+            let burn = (!skip_burn).then(|| time(device, false, burn_run));
+            let kiln = time(device, false, kiln_run);
             let values = |t: &Tensor<4>| -> Vec<f32> {
                 t.clone().cast(FloatDType::F32).into_data().try_to_vec::<f32>().unwrap()
             };

@@ -123,13 +123,8 @@ fn main() {
                 })
                 .expect("the upscale runs");
                 let first = warm.elapsed().as_secs_f64();
-                let reps = if smoke {
-                    1
-                } else if w * h > 1_000_000 && precision == Precision::F32 {
-                    1
-                } else {
-                    3
-                };
+                // One run for the smoke test and for large f32 inputs (seconds each), else three.
+                let reps = if smoke || (w * h > 1_000_000 && precision == Precision::F32) { 1 } else { 3 };
                 runner.seconds = 0.0;
                 let started = Instant::now();
                 for _ in 0..reps {

@@ -190,7 +190,7 @@ fn indexes(dict: &StateDict, prefix: &str, suffix: &str) -> Vec<usize> {
 
 /// `in = out × u²` gives the input pixel-unshuffle factor `u`.
 fn unshuffle(in_channels: u32, out_channels: u32) -> Option<u32> {
-    if out_channels == 0 || in_channels % out_channels != 0 {
+    if out_channels == 0 || !in_channels.is_multiple_of(out_channels) {
         return None;
     }
     let ratio = in_channels / out_channels;
@@ -248,7 +248,7 @@ fn detect_esrgan(dict: &StateDict) -> Option<Architecture> {
     let growth = dim(dict, keys.growth, 0)?;
     let pixel_unshuffle = unshuffle(in_channels, out_channels)?;
     let upscale = 1u32 << keys.ups;
-    if upscale % pixel_unshuffle != 0 {
+    if !upscale.is_multiple_of(pixel_unshuffle) {
         return None;
     }
     Some(Architecture::Esrgan {

@@ -167,17 +167,17 @@ pub fn evaluate(kind: DeviceKind, status: &DeviceStatus, t: &HealthThresholds) -
             });
         }
     }
-    if let Some(ecc) = &status.ecc_uncorrected_errors {
-        if ecc.value > 0 {
-            reasons.push(HealthReason {
-                level: HealthLevel::Critical,
-                code: "ecc_errors".to_owned(),
-                message: format!(
-                    "{} uncorrected memory errors since the driver loaded; results may be wrong until the card is reset",
-                    ecc.value
-                ),
-            });
-        }
+    if let Some(ecc) = &status.ecc_uncorrected_errors
+        && ecc.value > 0
+    {
+        reasons.push(HealthReason {
+            level: HealthLevel::Critical,
+            code: "ecc_errors".to_owned(),
+            message: format!(
+                "{} uncorrected memory errors since the driver loaded; results may be wrong until the card is reset",
+                ecc.value
+            ),
+        });
     }
     let level = reasons.iter().map(|r| r.level).max().unwrap_or(HealthLevel::Ok);
     DeviceHealth { device_id: status.device_id.clone(), level, reasons }

@@ -163,6 +163,6 @@ mod tests {
     fn unknown_memory_is_conservative() {
         let r = recommend(&gpu(true), &MemoryPicture::default());
         assert_eq!(r.memory_budget_bytes, 1 << 30);
-        assert!(r.tile_size >= MIN_TILE && r.tile_size % MIN_TILE == 0);
+        assert!(r.tile_size >= MIN_TILE && r.tile_size.is_multiple_of(MIN_TILE));
     }
 }

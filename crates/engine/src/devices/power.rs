@@ -48,15 +48,15 @@ impl PowerLimits {
         if !watts.is_finite() || watts <= 0.0 {
             return Err(PowerError::OutOfRange(format!("{watts} W is not a power limit")));
         }
-        if let Some(min) = self.min_watts {
-            if watts < min {
-                return Err(PowerError::OutOfRange(format!("{watts} W is below this card's minimum of {min} W")));
-            }
+        if let Some(min) = self.min_watts
+            && watts < min
+        {
+            return Err(PowerError::OutOfRange(format!("{watts} W is below this card's minimum of {min} W")));
         }
-        if let Some(max) = self.max_watts {
-            if watts > max {
-                return Err(PowerError::OutOfRange(format!("{watts} W is above this card's maximum of {max} W")));
-            }
+        if let Some(max) = self.max_watts
+            && watts > max
+        {
+            return Err(PowerError::OutOfRange(format!("{watts} W is above this card's maximum of {max} W")));
         }
         Ok(())
     }

@@ -252,10 +252,10 @@ impl DeviceStatus {
 
 /// Fills `slot` with `value` unless an earlier, preferred source already did.
 pub(crate) fn fill<T>(slot: &mut Option<Reading<T>>, value: Option<T>, source: MetricSource) {
-    if slot.is_none() {
-        if let Some(value) = value {
-            *slot = Some(Reading::new(value, source));
-        }
+    if slot.is_none()
+        && let Some(value) = value
+    {
+        *slot = Some(Reading::new(value, source));
     }
 }
 

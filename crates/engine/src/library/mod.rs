@@ -127,8 +127,7 @@ impl ModelLibrary {
                 files.push((path.clone(), folder.clone(), stamp(&path)));
             }
         }
-        let fingerprint: Vec<(PathBuf, Option<FileStamp>)> =
-            files.iter().map(|(p, _, s)| (p.clone(), s.clone())).collect();
+        let fingerprint: Vec<(PathBuf, Option<FileStamp>)> = files.iter().map(|(p, _, s)| (p.clone(), *s)).collect();
         {
             let mut last = self.fingerprint.lock().unwrap_or_else(|e| e.into_inner());
             if *last == fingerprint && !last.is_empty() {

@@ -101,7 +101,7 @@ impl Engine {
                         path.file_stem().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default()
                     }),
                     folder: s.folder.display().to_string(),
-                    runnable: info.as_ref().is_some_and(|i| runnable(i)),
+                    runnable: info.as_ref().is_some_and(runnable),
                     info,
                     error,
                     autov2: sha256.as_deref().map(kiln_models::hash::autov2),

@@ -404,7 +404,7 @@ impl Residency {
                 last_used_ms: e.last_used_ms,
             })
             .collect();
-        models.sort_by(|a, b| b.last_used_ms.cmp(&a.last_used_ms));
+        models.sort_by_key(|m| std::cmp::Reverse(m.last_used_ms));
         (models, state.hits, state.misses)
     }
 

@@ -316,6 +316,10 @@ fn normalise(sum: &mut Planes, weight: &[f32]) {
     });
 }
 
+/// One output row of a blend: the tile row it takes, that row's weight, and the canvas's weight
+/// row and channel rows cut to the tile's span.
+type BlendRow<'a> = (usize, f32, &'a mut [f32], Vec<&'a mut [f32]>);
+
 /// Adds `tile` (placed at output position `at`, which may start before the image) weighted by
 /// `wx[x]·wy[y]`, skipping the mirrored border. Each output row is one piece of work (its weight
 /// row and its row in every channel), spread over the cores in bands: no two threads touch the
@@ -336,8 +340,7 @@ fn accumulate(sum: &mut Planes, weight: &mut [f32], tile: &Planes, at: (isize, i
     let mut weight_rows: Vec<&mut [f32]> = weight.chunks_mut(width).collect();
     let mut channel_rows: Vec<Vec<&mut [f32]>> =
         sum.data.chunks_mut(plane).map(|p| p.chunks_mut(width).collect()).collect();
-    // (tile row, its weight, the canvas's weight row and channel rows, cut to the tile's span)
-    let mut rows = Vec::with_capacity(wy.len());
+    let mut rows: Vec<BlendRow> = Vec::with_capacity(wy.len());
     for (ty, &w_row) in wy.iter().enumerate() {
         let oy = at.1 + ty as isize;
         if oy < 0 || oy >= out_h || w_row == 0.0 {
@@ -349,7 +352,7 @@ fn accumulate(sum: &mut Planes, weight: &mut [f32], tile: &Planes, at: (isize, i
             channel_rows.iter_mut().map(|c| &mut std::mem::take(&mut c[oy])[span.clone()]).collect();
         rows.push((ty, w_row, weight_row, channels));
     }
-    let add = |band: &mut [(usize, f32, &mut [f32], Vec<&mut [f32]>)]| {
+    let add = |band: &mut [BlendRow]| {
         for (ty, w_row, weight_row, channels) in band.iter_mut() {
             for (w, &x) in weight_row.iter_mut().zip(wx) {
                 *w += x * *w_row;

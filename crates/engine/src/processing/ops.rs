@@ -750,7 +750,7 @@ impl Engine {
                     None => {
                         let decoded = images::decode_file(&path)?;
                         let bytes = images::encode(&decoded.image, images::OutputFormat::Png, 100, &Default::default())
-                            .map_err(|e| ApiError::internal(e))?;
+                            .map_err(ApiError::internal)?;
                         ("image/png", bytes)
                     }
                 };

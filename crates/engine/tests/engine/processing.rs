@@ -159,7 +159,7 @@ fn tiled_and_whole_image_results_agree_on_both_devices() {
     let gpu = DeviceId(software_gpu_id(&list));
     let input = fixture("ncnn_input.png");
     for device in [gpu, DeviceId::cpu()] {
-        let out = data.path().join(&device.0.replace(':', "_"));
+        let out = data.path().join(device.0.replace(':', "_"));
         let whole = upscale(&engine, &device, &input, &out, UpscaleSettings { tile: Some(1024), ..Default::default() });
         let tiled = upscale(&engine, &device, &input, &out, UpscaleSettings { tile: Some(64), ..Default::default() });
         assert_eq!(tiled.file_name().unwrap(), "ncnn_input_x4-1.png", "a second result never overwrites the first");

@@ -44,7 +44,7 @@ fn wrong(path: &Path, architecture: &str, reason: String) -> ModelError {
 fn compact_layout(path: &Path, graph: &NcnnGraph, weights: &[LayerWeights<'_>]) -> Result<Recognised, ModelError> {
     let mismatch = |reason: String| wrong(path, COMPACT, reason);
     let count = weights.len();
-    if count < 3 || count % 2 == 0 {
+    if count < 3 || count.is_multiple_of(2) {
         return Err(mismatch(format!(
             "{count} weighted layers, where Convolution and PReLU alternate from a Convolution to a Convolution"
         )));
@@ -117,7 +117,7 @@ fn compact_layout(path: &Path, graph: &NcnnGraph, weights: &[LayerWeights<'_>]) 
 fn rrdb_layout(path: &Path, graph: &NcnnGraph, weights: &[LayerWeights<'_>]) -> Result<Recognised, ModelError> {
     let mismatch = |reason: String| wrong(path, RRDB, reason);
     let count = weights.len();
-    if count < 21 || (count - 6) % 15 != 0 {
+    if count < 21 || !(count - 6).is_multiple_of(15) {
         return Err(mismatch(format!("{count} convolutions, where RRDBNet has 6 plus 15 per block")));
     }
     let blocks = (count - 6) / 15;

@@ -342,7 +342,9 @@ impl<'a> Machine<'a> {
                 set.extend(items);
                 None
             }
-            (b's' | b'u', Node::Dict(_)) if items.len() % 2 != 0 => Some("a dict item with a key but no value"),
+            (b's' | b'u', Node::Dict(_)) if !items.len().is_multiple_of(2) => {
+                Some("a dict item with a key but no value")
+            }
             (b's' | b'u', Node::Dict(dict)) => {
                 let mut items = items.into_iter();
                 while let (Some(key), Some(value)) = (items.next(), items.next()) {
@@ -361,7 +363,7 @@ impl<'a> Machine<'a> {
     }
 
     fn pairs(&self, items: Vec<Value>) -> Result<Vec<(Value, Value)>, ModelError> {
-        if items.len() % 2 != 0 {
+        if !items.len().is_multiple_of(2) {
             return Err(self.bad("a dict with a key but no value"));
         }
         let mut items = items.into_iter();

@@ -137,10 +137,10 @@ pub fn scan(proc_root: &Path) -> Vec<DrmClient> {
             let Ok(text) = std::fs::read_to_string(pid_dir.join("fdinfo").join(fd.file_name())) else {
                 continue;
             };
-            if let Some(client) = parse(pid, &text) {
-                if seen.insert((client.pdev.clone(), client.client_id)) {
-                    clients.push(client);
-                }
+            if let Some(client) = parse(pid, &text)
+                && seen.insert((client.pdev.clone(), client.client_id))
+            {
+                clients.push(client);
             }
         }
     }

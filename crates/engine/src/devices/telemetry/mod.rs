@@ -207,24 +207,24 @@ impl Telemetry {
             let binding = &bound.binding;
             if let Some(index) = binding.nvml_index {
                 self.nvml.read(index, &mut status, &process_name, self.kiln_pid);
-            } else if bound.device.vendor.pci_id == Some(0x10de) {
-                if let Some(reason) = self.nvml.unavailable_reason() {
-                    status.unavailable(MetricSource::Nvml, reason);
-                }
+            } else if bound.device.vendor.pci_id == Some(0x10de)
+                && let Some(reason) = self.nvml.unavailable_reason()
+            {
+                status.unavailable(MetricSource::Nvml, reason);
             }
             if let Some(card) = &binding.drm_card {
                 drm::read(card, &mut status, &mut self.drm_rates, now_ms);
-                if let Some(bus) = &card.pci_bus_id {
-                    if let Some(usage) = fdinfo.get(bus) {
-                        let source = MetricSource::Fdinfo;
-                        fill(&mut status.utilization_percent, usage.utilization_percent, source);
-                        if card.driver != "amdgpu" {
-                            // i915 and xe have no device-wide VRAM counter in sysfs.
-                            fill(&mut status.memory_used_bytes, Some(usage.vram_bytes), source);
-                        }
-                        if status.processes.is_none() {
-                            status.processes = Some(Reading::new(usage.processes.clone(), source));
-                        }
+                if let Some(bus) = &card.pci_bus_id
+                    && let Some(usage) = fdinfo.get(bus)
+                {
+                    let source = MetricSource::Fdinfo;
+                    fill(&mut status.utilization_percent, usage.utilization_percent, source);
+                    if card.driver != "amdgpu" {
+                        // i915 and xe have no device-wide VRAM counter in sysfs.
+                        fill(&mut status.memory_used_bytes, Some(usage.vram_bytes), source);
+                    }
+                    if status.processes.is_none() {
+                        status.processes = Some(Reading::new(usage.processes.clone(), source));
                     }
                 }
             }
