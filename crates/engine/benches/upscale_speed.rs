@@ -16,36 +16,9 @@ use burn::tensor::{Device, Tensor};
 use kiln_engine::nets::weights::HostWeights;
 use kiln_engine::nets::{Kernels, Precision, Upscaler};
 use kiln_engine::postprocessing::tiling::{self, Planes, TileOptions};
-use kiln_engine::postprocessing::upscale::{NetRunner, auto_tile, buffer_tile_limit};
+use kiln_engine::postprocessing::upscale::{NetRunner, auto_tile, band_bytes_per_row, buffer_tile_limit};
 use kiln_engine::{Engine, dispatch};
 use serde_json::{Value, json};
-
-/// A tile runner that counts the seconds spent inside it.
-struct Timed {
-    inner: NetRunner,
-    seconds: f64,
-}
-
-impl tiling::TileRunner for Timed {
-    fn scale(&self) -> usize {
-        self.inner.scale()
-    }
-
-    fn multiple(&self) -> usize {
-        self.inner.multiple()
-    }
-
-    fn run(&mut self, tile: &Planes) -> Result<Planes, kiln_engine::compute::ComputeError> {
-        let started = Instant::now();
-        let out = self.inner.run(tile);
-        self.seconds += started.elapsed().as_secs_f64();
-        out
-    }
-
-    fn release(&mut self) {
-        self.inner.release();
-    }
-}
 
 fn main() {
     let models: Vec<PathBuf> = std::env::args().skip(1).map(PathBuf::from).filter(|a| a.is_file()).collect();
@@ -97,9 +70,10 @@ fn main() {
             let upscaler =
                 Arc::new(Upscaler::build_with(&weights, &device, precision, kernels).expect("the model loads"));
             let per_pixel = upscaler.working_bytes_per_pixel();
-            let tile = auto_tile(budget.saturating_sub(weights.bytes()), per_pixel)
-                .min(buffer_limit.map_or(usize::MAX, |l| buffer_tile_limit(&upscaler, l)));
+            let free = budget.saturating_sub(weights.bytes());
             for &(w, h) in sizes {
+                let tile = auto_tile(free, per_pixel, band_bytes_per_row(w as u32, upscaler.net_scale))
+                    .min(buffer_limit.map_or(usize::MAX, |l| buffer_tile_limit(&upscaler, l)));
                 // burn's f32 convolutions fall to its direct kernel: tens of seconds a 1080p image.
                 if kernels == Kernels::Burn && precision == Precision::F32 && w * h > 1_000_000 {
                     continue;
@@ -108,7 +82,7 @@ fn main() {
                 for (i, v) in image.data.iter_mut().enumerate() {
                     *v = ((i * 2654435761) % 1000) as f32 / 1000.0;
                 }
-                let mut runner = Timed { inner: NetRunner::new(upscaler.clone(), device.clone(), false), seconds: 0.0 };
+                let mut runner = NetRunner::new(upscaler.clone(), device.clone(), false);
                 let options = TileOptions { max_tile: tile, ..Default::default() };
                 let before = used(engine);
                 let (mut tiles, mut tile_shape) = (0, (0, 0));
@@ -125,7 +99,6 @@ fn main() {
                 let first = warm.elapsed().as_secs_f64();
                 // One run for the smoke test and for large f32 inputs (seconds each), else three.
                 let reps = if smoke || (w * h > 1_000_000 && precision == Precision::F32) { 1 } else { 3 };
-                runner.seconds = 0.0;
                 let started = Instant::now();
                 for _ in 0..reps {
                     tiling::upscale(&image, &mut runner, options, &mut |_| true).expect("the upscale runs");
@@ -140,6 +113,16 @@ fn main() {
                     }
                     device.sync().unwrap();
                     started.elapsed().as_secs_f64() / reps as f64
+                };
+                // Reading the whole result back as f32 once, as the tiler does band by band.
+                let scale = upscaler.net_scale;
+                let result = Tensor::<4>::zeros([1, 3, h * scale, w * scale], &device);
+                device.sync().unwrap();
+                let read_back = {
+                    let started = Instant::now();
+                    let values = result.try_into_vec_as::<f32>().expect("the read-back");
+                    assert_eq!(values.len(), 3 * w * h * scale * scale);
+                    started.elapsed().as_secs_f64()
                 };
                 let after = used(engine);
                 let pool = call("memory.usage", json!({ "device_id": id }))["pool"].clone();
@@ -156,10 +139,11 @@ fn main() {
                         "tiles": tiles,
                         "first_run_s": first,
                         "seconds": seconds,
-                        // Inside the runner: upload, network, read-back; the rest is the
-                        // host's tiling, blending and normalisation.
-                        "runner_seconds": runner.seconds / reps as f64,
                         "network_seconds_per_tile": network,
+                        // What the job spends beyond the network on each tile: the upload, the
+                        // blend, the read-back, the copy into the result, waiting between tiles.
+                        "beyond_network_seconds": seconds - network * tiles as f64,
+                        "read_back_f32_seconds": read_back,
                         "mpx_per_s": mpx / seconds,
                         "pool": pool,
                         "device_used_delta_bytes": before.zip(after).map(|(b, a)| a as i64 - b as i64),

@@ -49,13 +49,22 @@ pub fn guarded<T>(work: impl FnOnce() -> T) -> Result<T, ComputeError> {
             .cloned()
             .or_else(|| payload.downcast_ref::<&str>().map(|s| (*s).to_owned()))
             .unwrap_or_else(|| "a panic without a message".to_owned());
+        ComputeError::from_message(message)
+    })
+}
+
+impl ComputeError {
+    /// A failure reported as text by burn or cubecl (a panic, an execution error), typed by
+    /// what it says: running out of memory becomes [`ComputeError::OutOfMemory`], which callers
+    /// retry with less memory.
+    pub fn from_message(message: String) -> Self {
         let lower = message.to_ascii_lowercase();
         if lower.contains("out of memory") || lower.contains("can't allocate") || lower.contains("outofmemory") {
-            ComputeError::OutOfMemory(message)
+            Self::OutOfMemory(message)
         } else {
-            ComputeError::Failed(message)
+            Self::Failed(message)
         }
-    })
+    }
 }
 
 /// The burn device for a compute target.

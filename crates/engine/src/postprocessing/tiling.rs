@@ -2,12 +2,17 @@
 //! the image's borders, overlapping tiles blended with a raised-cosine ramp, and the retry with
 //! smaller tiles when the device runs out of memory.
 //!
+//! Tiles are cut, run and blended on the network's device: the image goes up once, finished
+//! rows come back once, a band at a time (see [`run_bands`]).
+//!
 //! Every tile of a plan has the same shape (kernels compile and tune once per shape). The whole
 //! image is the one-tile case of the same code, so a tiled result and a whole-image result differ
 //! only by the context a tile lacks near its inner edges; the blend gives those pixels little or
 //! no weight where a neighbour saw them with full context.
 
-use crate::compute::ComputeError;
+use burn::tensor::{Device, Tensor, TensorData};
+
+use crate::compute::{ComputeError, guarded};
 
 /// An image as f32 planes, channel-major (`[c][y][x]`), values in [0, 1].
 #[derive(Debug, Clone, PartialEq)]
@@ -58,14 +63,18 @@ pub fn reflect(i: isize, n: usize) -> usize {
     (if m < n as isize { m } else { period - m }) as usize
 }
 
-/// Runs the network on one tile.
+/// Runs the network on one tile, on a device the tiler also blends on.
 pub trait TileRunner {
     /// The network's integer scale.
     fn scale(&self) -> usize;
     /// What tile sides must be a multiple of (pixel-unshuffle).
     fn multiple(&self) -> usize;
-    /// RGB planes in, RGB planes `scale` times larger out.
-    fn run(&mut self, tile: &Planes) -> Result<Planes, ComputeError>;
+    /// The device tiles are computed and blended on.
+    fn device(&self) -> Device;
+    /// Queues the network on one tile: `[1, C, h, w]` f32 in, `[1, C, h·scale, w·scale]` f32 out.
+    /// Failures surface as panics, when the work is queued or when it is waited for; the tiler
+    /// runs both inside [`guarded`].
+    fn run(&mut self, tile: Tensor<4>) -> Tensor<4>;
     /// Gives back what a failed tile left allocated, before a retry with smaller tiles.
     fn release(&mut self) {}
 }
@@ -207,176 +216,192 @@ fn upscale_once(
     let xs = plan_axis(image.width, options.max_tile, overlap, border, multiple);
     let ys = plan_axis(image.height, options.max_tile, overlap, border, multiple);
     let (out_w, out_h) = (image.width * scale, image.height * scale);
-    let mut sum = Planes::zeros(image.channels, out_w, out_h);
-    let mut weight = vec![0.0f32; out_w * out_h];
-    let overlap_out = overlap * scale;
-    // The blend runs on its own thread, one tile behind: while it adds tile n into the canvas,
-    // the device already computes tile n + 1. The rendezvous channel keeps at most two tile
-    // results in host memory.
+    let weights =
+        (blend_weights(&xs, scale, overlap * scale, out_w), blend_weights(&ys, scale, overlap * scale, out_h));
+    let mut out = Planes::zeros(image.channels, out_w, out_h);
+    // Finished rows come back from the device a band at a time; a thread copies each band into
+    // the result while the device already computes the next one.
     std::thread::scope(|scope| {
-        let (send, receive) = std::sync::mpsc::sync_channel::<Blend>(0);
-        let (sum, weight) = (&mut sum, &mut weight);
-        let blender = scope.spawn(move || {
-            for b in receive {
-                accumulate(sum, weight, &b.tile, b.at, &b.wx, &b.wy);
+        let (send, receive) = std::sync::mpsc::sync_channel::<FinalRows>(1);
+        let out = &mut out;
+        let copier = scope.spawn(move || {
+            for rows in receive {
+                rows.copy_into(out);
             }
         });
-        let outcome = run_tiles(image, runner, (&xs, &ys), overlap_out, on_event, &send);
+        let outcome = run_bands(image, runner, (&xs, &ys), (&weights.0, &weights.1), on_event, &send);
         drop(send);
-        if let Err(panic) = blender.join() {
+        if let Err(panic) = copier.join() {
             std::panic::resume_unwind(panic);
         }
         outcome
     })?;
-    normalise(&mut sum, &weight);
-    Ok(sum)
+    Ok(out)
 }
 
-/// A tile's result on its way to the blend: where it lands and its column and row weights.
-struct Blend {
-    tile: Planes,
-    at: (isize, isize),
-    wx: Vec<f32>,
-    wy: Vec<f32>,
+/// Each tile's blend weights along one axis (output pixels), divided by the sum of all tiles'
+/// weights at that pixel, and zero outside the image. Blend weights are separable (a tile's
+/// weight at (x, y) is its column weight times its row weight) and the tiles form a grid, so the
+/// weights over all tiles at a pixel sum to one: the weighted tiles add up to the result with no
+/// weight canvas and no division afterwards.
+fn blend_weights(plan: &AxisPlan, scale: usize, overlap_out: usize, out_len: usize) -> Vec<Vec<f32>> {
+    let len = plan.len * scale;
+    let count = plan.starts.len();
+    let inside = |start: isize, u: usize| {
+        let at = start * scale as isize + u as isize;
+        (0..out_len as isize).contains(&at).then_some(at as usize)
+    };
+    let raw: Vec<Vec<f32>> = (0..count)
+        .map(|i| (0..len).map(|u| edge_weight(u, len, overlap_out, i > 0, i + 1 < count)).collect())
+        .collect();
+    let mut total = vec![0.0f32; out_len];
+    for (weights, &start) in raw.iter().zip(&plan.starts) {
+        for (u, &w) in weights.iter().enumerate() {
+            if let Some(at) = inside(start, u) {
+                total[at] += w;
+            }
+        }
+    }
+    raw.into_iter()
+        .zip(&plan.starts)
+        .map(|(mut weights, &start)| {
+            for (u, w) in weights.iter_mut().enumerate() {
+                *w = match inside(start, u) {
+                    Some(at) if total[at] > 0.0 => *w / total[at],
+                    _ => 0.0,
+                };
+            }
+            weights
+        })
+        .collect()
 }
 
-/// Runs every tile of the plan (`xs` × `ys`) through `runner` in order and sends each result
-/// to `blend`.
-fn run_tiles(
+/// Output rows no later tile adds to, read back from the device: `count` rows from `first`,
+/// channel-major (`[c][row][x]`).
+struct FinalRows {
+    first: usize,
+    count: usize,
+    data: Vec<f32>,
+}
+
+impl FinalRows {
+    fn copy_into(&self, out: &mut Planes) {
+        let span = self.count * out.width;
+        let plane = out.width * out.height;
+        for (c, rows) in self.data.chunks_exact(span).enumerate() {
+            let at = c * plane + self.first * out.width;
+            out.data[at..at + span].copy_from_slice(rows);
+        }
+    }
+}
+
+/// Runs every tile of the plan (`xs` × `ys`) through `runner`, one row of tiles at a time, and
+/// sends the rows each band finishes to `finished`.
+///
+/// Everything stays on the device: the padded image is uploaded once and each tile is a window
+/// of it; each tile's output, times its blend weights, is added into a band of output rows as
+/// wide as the image and as tall as a tile; when a row of tiles is done, the band's rows above
+/// the next row of tiles are final (clamped to [0, 1] and read back) and the rows below carry
+/// over into the next band. Device memory is one band and one tile at a time, whatever the
+/// image's height.
+fn run_bands(
     image: &Planes,
     runner: &mut dyn TileRunner,
     (xs, ys): (&AxisPlan, &AxisPlan),
-    overlap_out: usize,
+    (wx, wy): (&[Vec<f32>], &[Vec<f32>]),
     on_event: &mut dyn FnMut(TileEvent) -> bool,
-    blend: &std::sync::mpsc::SyncSender<Blend>,
+    finished: &std::sync::mpsc::SyncSender<FinalRows>,
 ) -> Result<(), TileError> {
-    let scale = runner.scale();
+    let (scale, device, channels) = (runner.scale(), runner.device(), image.channels);
+    let (out_w, out_h) = (image.width * scale, image.height * scale);
+    let (tile_w, tile_h) = (xs.len * scale, ys.len * scale);
     let total = xs.starts.len() * ys.starts.len();
+    let compute = |e: ComputeError| TileError::Compute(e);
+    let (x_first, y_first) = (xs.starts[0], ys.starts[0]);
+    let source_w = (xs.starts[xs.starts.len() - 1] - x_first) as usize + xs.len;
+    let source_h = (ys.starts[ys.starts.len() - 1] - y_first) as usize + ys.len;
+    let padded = image.window(x_first, y_first, source_w, source_h);
+    let source =
+        guarded(|| Tensor::<4>::from_data(TensorData::new(padded.data, [1, channels, source_h, source_w]), &device))
+            .map_err(compute)?;
+    let mut carry: Option<Tensor<4>> = None;
     let mut done = 0;
     for (iy, &y0) in ys.starts.iter().enumerate() {
-        let wy: Vec<f32> = (0..ys.len * scale)
-            .map(|u| edge_weight(u, ys.len * scale, overlap_out, iy > 0, iy + 1 < ys.starts.len()))
-            .collect();
+        let top = y0 * scale as isize;
+        let sy = (y0 - y_first) as usize;
+        let mut band = guarded(|| {
+            let row_weights = Tensor::<4>::from_data(TensorData::new(wy[iy].clone(), [1, 1, tile_h, 1]), &device);
+            let fresh = |rows: usize| Tensor::<4>::zeros([1, channels, rows, out_w], &device);
+            let band = match carry.take() {
+                Some(kept) if kept.dims()[2] < tile_h => {
+                    let rows = kept.dims()[2];
+                    Tensor::cat(vec![kept, fresh(tile_h - rows)], 2)
+                }
+                Some(kept) => kept,
+                None => fresh(tile_h),
+            };
+            (band, row_weights)
+        })
+        .map_err(compute)?;
         for (ix, &x0) in xs.starts.iter().enumerate() {
-            let wx: Vec<f32> = (0..xs.len * scale)
-                .map(|u| edge_weight(u, xs.len * scale, overlap_out, ix > 0, ix + 1 < xs.starts.len()))
-                .collect();
-            let tile = image.window(x0, y0, xs.len, ys.len);
-            let out = runner.run(&tile).map_err(TileError::Compute)?;
-            let (tw, th) = (xs.len * scale, ys.len * scale);
-            if out.width != tw || out.height != th || out.channels != image.channels {
-                return Err(TileError::Compute(ComputeError::Failed(format!(
-                    "the network returned {}×{}×{} for a tile that should become {tw}×{th}×{}",
-                    out.channels, out.width, out.height, image.channels
-                ))));
-            }
-            let at = (x0 * scale as isize, y0 * scale as isize);
-            // The blender only stops early by panicking, which the caller re-raises.
-            let _ = blend.send(Blend { tile: out, at, wx, wy: wy.clone() });
+            let left = x0 * scale as isize;
+            // The tile's output columns inside the image (tiles at the borders reach past it).
+            let u0 = (-left).max(0) as usize;
+            let u1 = (out_w as isize - left).clamp(0, tile_w as isize) as usize;
+            let sx = (x0 - x_first) as usize;
+            let (current, row_weights) = band;
+            let (next, row_weights) = guarded(|| {
+                let window = source.clone().slice([0..1, 0..channels, sy..sy + ys.len, sx..sx + xs.len]);
+                let out = runner.run(window);
+                if out.dims() != [1, channels, tile_h, tile_w] {
+                    return Err(ComputeError::Failed(format!(
+                        "the network returned {:?} for a tile that should become {:?}",
+                        out.dims(),
+                        [1, channels, tile_h, tile_w]
+                    )));
+                }
+                if u0 >= u1 {
+                    return Ok((current, row_weights));
+                }
+                let column_weights =
+                    Tensor::<4>::from_data(TensorData::new(wx[ix][u0..u1].to_vec(), [1, 1, 1, u1 - u0]), &device);
+                let weighted = out.slice([0..1, 0..channels, 0..tile_h, u0..u1]) * column_weights * row_weights.clone();
+                let columns = (left + u0 as isize) as usize..(left + u1 as isize) as usize;
+                let at = [0..1, 0..channels, 0..tile_h, columns];
+                let next = current.clone().slice_assign(at.clone(), current.slice(at) + weighted);
+                // Waiting for each tile keeps progress and cancellation in step with the device.
+                device.sync().map_err(|e| ComputeError::from_message(format!("{e:?}")))?;
+                Ok((next, row_weights))
+            })
+            .map_err(compute)?
+            .map_err(compute)?;
+            band = (next, row_weights);
             done += 1;
             if !on_event(TileEvent::Tile { done, total, tile_width: xs.len, tile_height: ys.len }) {
                 return Err(TileError::Cancelled);
             }
         }
+        let (band, _) = band;
+        // Rows above the next row of tiles are final; the rest carry over.
+        let next_top = ys.starts.get(iy + 1).map_or(top + tile_h as isize, |&y| y * scale as isize);
+        let (first, last) = (top.max(0), next_top.min(out_h as isize));
+        if first < last {
+            // Read back as f32: reading f16 and widening on the host was measured slower (H100,
+            // 2026-11-28, when tiles were read back whole).
+            let rows = (first - top) as usize..(last - top) as usize;
+            let data = guarded(|| {
+                band.clone().slice([0..1, 0..channels, rows, 0..out_w]).clamp(0.0, 1.0).try_into_vec_as::<f32>()
+            })
+            .map_err(compute)?
+            .map_err(|e| compute(ComputeError::Failed(format!("reading the result back failed: {e:?}"))))?;
+            let rows = FinalRows { first: first as usize, count: (last - first) as usize, data };
+            // The copier only stops early by panicking, which the caller re-raises.
+            let _ = finished.send(rows);
+        }
+        let kept = (next_top - top).max(0) as usize;
+        carry = (kept < tile_h).then(|| band.slice([0..1, 0..channels, kept..tile_h, 0..out_w]));
     }
     Ok(())
-}
-
-/// How many threads the host side of tiling uses on `values` values: one per core (at most 8)
-/// for the large canvases of real images, one for small ones.
-fn threads_for(values: usize) -> usize {
-    if values < 1 << 20 {
-        return 1;
-    }
-    std::thread::available_parallelism().map_or(1, |n| n.get()).min(8)
-}
-
-/// Divides the weighted sums by their weights, clamped to [0, 1], on every core.
-fn normalise(sum: &mut Planes, weight: &[f32]) {
-    let plane = sum.width * sum.height;
-    let threads = threads_for(sum.data.len());
-    let chunk = plane.div_ceil(threads).max(1);
-    let divide = |values: &mut [f32], weights: &[f32]| {
-        for (v, w) in values.iter_mut().zip(weights) {
-            *v = if *w > 0.0 { (*v / w).clamp(0.0, 1.0) } else { 0.0 };
-        }
-    };
-    if threads == 1 {
-        for values in sum.data.chunks_mut(plane) {
-            divide(values, weight);
-        }
-        return;
-    }
-    std::thread::scope(|scope| {
-        for values in sum.data.chunks_mut(plane) {
-            for (values, weights) in values.chunks_mut(chunk).zip(weight.chunks(chunk)) {
-                scope.spawn(move || divide(values, weights));
-            }
-        }
-    });
-}
-
-/// One output row of a blend: the tile row it takes, that row's weight, and the canvas's weight
-/// row and channel rows cut to the tile's span.
-type BlendRow<'a> = (usize, f32, &'a mut [f32], Vec<&'a mut [f32]>);
-
-/// Adds `tile` (placed at output position `at`, which may start before the image) weighted by
-/// `wx[x]·wy[y]`, skipping the mirrored border. Each output row is one piece of work (its weight
-/// row and its row in every channel), spread over the cores in bands: no two threads touch the
-/// same row, so the result does not depend on the thread count. Row slices and zipped iterators
-/// keep the inner loops free of bounds checks: this touches every output pixel of every tile.
-fn accumulate(sum: &mut Planes, weight: &mut [f32], tile: &Planes, at: (isize, isize), wx: &[f32], wy: &[f32]) {
-    let (out_w, out_h) = (sum.width as isize, sum.height as isize);
-    let x_from = (-at.0).max(0) as usize;
-    let x_to = ((out_w - at.0).min(tile.width as isize)).max(0) as usize;
-    if x_from >= x_to {
-        return;
-    }
-    let width = sum.width;
-    let plane = sum.width * sum.height;
-    let wx = &wx[x_from..x_to];
-    let ox = (at.0 + x_from as isize) as usize;
-    let span = ox..ox + wx.len();
-    let mut weight_rows: Vec<&mut [f32]> = weight.chunks_mut(width).collect();
-    let mut channel_rows: Vec<Vec<&mut [f32]>> =
-        sum.data.chunks_mut(plane).map(|p| p.chunks_mut(width).collect()).collect();
-    let mut rows: Vec<BlendRow> = Vec::with_capacity(wy.len());
-    for (ty, &w_row) in wy.iter().enumerate() {
-        let oy = at.1 + ty as isize;
-        if oy < 0 || oy >= out_h || w_row == 0.0 {
-            continue;
-        }
-        let oy = oy as usize;
-        let weight_row = &mut std::mem::take(&mut weight_rows[oy])[span.clone()];
-        let channels: Vec<&mut [f32]> =
-            channel_rows.iter_mut().map(|c| &mut std::mem::take(&mut c[oy])[span.clone()]).collect();
-        rows.push((ty, w_row, weight_row, channels));
-    }
-    let add = |band: &mut [BlendRow]| {
-        for (ty, w_row, weight_row, channels) in band.iter_mut() {
-            for (w, &x) in weight_row.iter_mut().zip(wx) {
-                *w += x * *w_row;
-            }
-            for (c, dst) in channels.iter_mut().enumerate() {
-                let src_start = (c * tile.height + *ty) * tile.width + x_from;
-                let src = &tile.data[src_start..src_start + wx.len()];
-                for ((d, &v), &x) in dst.iter_mut().zip(src).zip(wx) {
-                    *d += v * x * *w_row;
-                }
-            }
-        }
-    };
-    let threads = threads_for(rows.len() * wx.len() * tile.channels);
-    if threads == 1 {
-        add(&mut rows);
-        return;
-    }
-    let band = rows.len().div_ceil(threads).max(1);
-    std::thread::scope(|scope| {
-        for band in rows.chunks_mut(band) {
-            scope.spawn(move || add(band));
-        }
-    });
 }
 
 #[cfg(test)]
@@ -392,18 +417,8 @@ mod tests {
         calls: Vec<(usize, usize)>,
     }
 
-    impl TileRunner for BlurNearest {
-        fn scale(&self) -> usize {
-            self.scale
-        }
-        fn multiple(&self) -> usize {
-            self.multiple
-        }
-        fn run(&mut self, tile: &Planes) -> Result<Planes, ComputeError> {
-            self.calls.push((tile.width, tile.height));
-            if self.fail_above.is_some_and(|max| tile.width * tile.height > max * max) {
-                return Err(ComputeError::OutOfMemory("can't allocate buffer".into()));
-            }
+    impl BlurNearest {
+        fn blur(&self, tile: &Planes) -> Planes {
             let s = self.scale;
             let mut out = Planes::zeros(tile.channels, tile.width * s, tile.height * s);
             for c in 0..tile.channels {
@@ -426,7 +441,30 @@ mod tests {
                     }
                 }
             }
-            Ok(out)
+            out
+        }
+    }
+
+    impl TileRunner for BlurNearest {
+        fn scale(&self) -> usize {
+            self.scale
+        }
+        fn multiple(&self) -> usize {
+            self.multiple
+        }
+        fn device(&self) -> Device {
+            Device::flex()
+        }
+        fn run(&mut self, tile: Tensor<4>) -> Tensor<4> {
+            let [_, channels, height, width] = tile.dims();
+            self.calls.push((width, height));
+            if self.fail_above.is_some_and(|max| width * height > max * max) {
+                panic!("can't allocate buffer");
+            }
+            let data = tile.try_into_vec_as::<f32>().unwrap();
+            let out = self.blur(&Planes { channels, width, height, data });
+            let shape = [1, out.channels, out.height, out.width];
+            Tensor::from_data(TensorData::new(out.data, shape), &self.device())
         }
     }
 
@@ -488,8 +526,8 @@ mod tests {
     }
 
     #[test]
-    fn the_blend_spread_over_cores_gives_the_one_thread_result() {
-        // A canvas past a million values takes the threaded blend and normalisation.
+    fn rows_carried_from_band_to_band_give_the_whole_result() {
+        // Nine rows of tiles: every band hands rows on to the next.
         let image = gradient(520, 500);
         let whole =
             upscale(&image, &mut runner(2, 1), TileOptions { max_tile: 4096, ..Default::default() }, &mut |_| true)
@@ -499,6 +537,27 @@ mod tests {
                 .unwrap();
         let worst = whole.data.iter().zip(&tiled.data).map(|(a, b)| (a - b).abs()).fold(0.0, f32::max);
         assert!(worst < 1e-5, "worst difference {worst}");
+    }
+
+    #[test]
+    fn weights_over_all_tiles_sum_to_one_inside_the_image() {
+        for (length, max, overlap, multiple, scale) in [(500, 64, 32, 1, 2), (97, 40, 20, 4, 4), (1080, 1024, 32, 4, 4)]
+        {
+            let plan = plan_axis(length, max, overlap, 16, multiple);
+            let weights = blend_weights(&plan, scale, overlap.min(max / 2) * scale, length * scale);
+            let mut total = vec![0.0f32; length * scale];
+            for (w, &start) in weights.iter().zip(&plan.starts) {
+                for (u, v) in w.iter().enumerate() {
+                    let at = start * scale as isize + u as isize;
+                    if (0..total.len() as isize).contains(&at) {
+                        total[at as usize] += v;
+                    } else {
+                        assert_eq!(*v, 0.0, "weight outside the image");
+                    }
+                }
+            }
+            assert!(total.iter().all(|t| (t - 1.0).abs() < 1e-6), "{length}: {total:?}");
+        }
     }
 
     #[test]

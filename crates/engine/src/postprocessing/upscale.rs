@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Instant;
 
-use burn::tensor::{Device, Tensor, TensorData};
+use burn::tensor::{Device, Tensor};
 use image::imageops::FilterType;
 use serde::{Deserialize, Serialize};
 use ts_rs::TS;
@@ -186,10 +186,22 @@ pub struct UpscaleOutcome {
     pub seconds: f64,
 }
 
-/// The largest tile side (a multiple of 32, 32 to 1024) whose working memory fits `free` bytes.
-pub fn auto_tile(free: u64, per_pixel: u64) -> usize {
-    let side = ((free / per_pixel.max(1)) as f64).sqrt() as usize;
-    (side / 32 * 32).clamp(32, 1024)
+/// The largest tile side (a multiple of 32, 32 to 1024) whose working memory fits `free` bytes:
+/// `per_pixel` bytes for each input pixel of the tile, and `band_per_row` for each input row of
+/// it (the band of output rows the tiler blends into on the device, see [`band_bytes_per_row`]).
+pub fn auto_tile(free: u64, per_pixel: u64, band_per_row: u64) -> usize {
+    // The largest side t with per_pixel·t² + band_per_row·t <= free.
+    let (a, b, c) = (per_pixel.max(1) as f64, band_per_row as f64, free as f64);
+    let side = ((b * b + 4.0 * a * c).sqrt() - b) / (2.0 * a);
+    (side as usize / 32 * 32).clamp(32, 1024)
+}
+
+/// Device memory the tiler's band of output rows takes for each input row of a tile, for an
+/// image `width` input pixels wide through a network of `scale`: RGB f32 rows `scale` times
+/// wider and taller, twice (the band and the one it becomes when a tile is added).
+pub fn band_bytes_per_row(width: u32, scale: usize) -> u64 {
+    let row = width as u64 * scale as u64 * 3 * 4;
+    2 * row * scale as u64
 }
 
 /// The largest tile side whose biggest tensor fits one storage buffer of `limit` bytes.
@@ -254,19 +266,12 @@ impl TileRunner for NetRunner {
         self.upscaler.size_multiple()
     }
 
-    fn run(&mut self, tile: &Planes) -> Result<Planes, ComputeError> {
-        let (w, h) = (tile.width, tile.height);
-        let scale = self.scale();
-        let data = guarded(|| {
-            let x = Tensor::<4>::from_data(TensorData::new(tile.data.clone(), [1, 3, h, w]), &self.device);
-            // Consumes the read-back bytes as the vector (no second copy of a large tile). f16
-            // networks' results are cast to f32 on the device first: reading f16 and widening
-            // on the host was measured slower (H100, 2026-11-28: 0.137 s of host-side time a
-            // tile against 0.082 s, for animevideov3's 1024² tiles and x4plus's alike).
-            self.once(x).into_data().try_into_vec::<f32>()
-        })?
-        .map_err(|e| ComputeError::Failed(format!("reading the result back failed: {e:?}")))?;
-        Ok(Planes { channels: 3, width: w * scale, height: h * scale, data })
+    fn device(&self) -> Device {
+        self.device.clone()
+    }
+
+    fn run(&mut self, tile: Tensor<4>) -> Tensor<4> {
+        self.once(tile)
     }
 
     fn release(&mut self) {
@@ -444,9 +449,11 @@ impl Engine {
                 settings.format.extension().to_uppercase()
             )));
         }
-        // The result is assembled in RAM as f32 planes at the network's scale.
+        // The result is assembled in RAM as f32 planes at the network's scale: three for RGB and
+        // one of slack (a band in flight, the encoded image); an alpha plane through the network
+        // adds three more while its grey result is averaged into one.
         let (net_w, net_h) = (in_w as u64 * upscaler.net_scale as u64, in_h as u64 * upscaler.net_scale as u64);
-        let assembly = net_w * net_h * 4 * (if decoded.has_alpha() { 6 } else { 5 });
+        let assembly = net_w * net_h * 4 * (if decoded.has_alpha() { 8 } else { 4 });
         let ram_total = self
             .latest_status(&DeviceId(DeviceId::CPU.into()))
             .and_then(|s| s.memory_total_bytes.map(|r| r.value))
@@ -466,9 +473,10 @@ impl Engine {
         let per_pixel = upscaler.working_bytes_per_pixel() * if settings.tta { 2 } else { 1 };
         let free = budget.saturating_sub(self.state.residency.weights_on(request.device_id));
         let multiple = upscaler.size_multiple().max(1);
+        let band_per_row = band_bytes_per_row(in_w, upscaler.net_scale);
         let tile = match settings.tile {
             Some(tile) => tile as usize,
-            None => auto_tile(free, per_pixel),
+            None => auto_tile(free, per_pixel, band_per_row),
         };
         let buffer_limit = bound
             .device
@@ -498,15 +506,15 @@ impl Engine {
         let model_alpha = alpha.is_some() && settings.alpha == AlphaMode::Model;
         let passes = if model_alpha { 2 } else { 1 };
         on_event(UpscaleEvent::Ready { tile, precision: upscaler.precision, tiles_per_pass: tiles(tile), passes });
-        let tile_area =
-            (tile.min(in_w as usize + 2 * options.border) * tile.min(in_h as usize + 2 * options.border)) as u64;
+        let tile_rows = tile.min(in_h as usize + 2 * options.border) as u64;
+        let tile_area = tile.min(in_w as usize + 2 * options.border) as u64 * tile_rows;
         let _working = self.state.residency.hold_working(Allocation {
             id: 0,
             device_id: request.device_id.clone(),
             owner: request.owner.clone(),
             component: "tiles".into(),
             kind: AllocationKind::Activations,
-            bytes: tile_area * per_pixel,
+            bytes: tile_area * per_pixel + tile_rows * band_per_row,
             since_ms: unix_ms(),
             path: None,
         });
