@@ -15,7 +15,7 @@ use std::time::Instant;
 use burn::tensor::{Device, Tensor};
 use kiln_engine::nets::weights::HostWeights;
 use kiln_engine::nets::{Kernels, Precision, Upscaler};
-use kiln_engine::postprocessing::tiling::{self, Planes, TileOptions};
+use kiln_engine::postprocessing::tiling::{self, Planes, Readout, TileOptions};
 use kiln_engine::postprocessing::upscale::{NetRunner, auto_tile, band_bytes_per_row, buffer_tile_limit};
 use kiln_engine::{Engine, dispatch};
 use serde_json::{Value, json};
@@ -88,7 +88,7 @@ fn main() {
                 let (mut tiles, mut tile_shape) = (0, (0, 0));
                 // The first pass compiles and tunes kernels for the tile shapes.
                 let warm = Instant::now();
-                tiling::upscale(&image, &mut runner, options, &mut |e| {
+                tiling::upscale(&image, &mut runner, options, Readout::Rgb8, &mut |e| {
                     if let tiling::TileEvent::Tile { total, tile_width, tile_height, .. } = e {
                         tiles = total;
                         tile_shape = (tile_width, tile_height);
@@ -101,9 +101,33 @@ fn main() {
                 let reps = if smoke || (w * h > 1_000_000 && precision == Precision::F32) { 1 } else { 3 };
                 let started = Instant::now();
                 for _ in 0..reps {
-                    tiling::upscale(&image, &mut runner, options, &mut |_| true).expect("the upscale runs");
+                    tiling::upscale(&image, &mut runner, options, Readout::Rgb8, &mut |_| true)
+                        .expect("the upscale runs");
                 }
                 let seconds = started.elapsed().as_secs_f64() / reps as f64;
+                // The same job read back as f32 planes (resized or 16-bit outputs), once.
+                let started = Instant::now();
+                let planes = tiling::upscale(&image, &mut runner, options, Readout::Planes, &mut |_| true)
+                    .expect("the upscale runs")
+                    .into_planes();
+                let planes_seconds = started.elapsed().as_secs_f64();
+                // On the device measured: the 8-bit read-back against the f32 one, and (on the
+                // smaller input) 128-pixel tiles, many bands, against the job's own tiles, in
+                // 8-bit steps (the input is noise, the worst case for tile seams).
+                let mut run = |options: TileOptions| {
+                    tiling::upscale(&image, &mut runner, options, Readout::Rgb8, &mut |_| true)
+                        .expect("the upscale runs")
+                        .into_planes()
+                };
+                let packed = run(options);
+                let steps = |a: &Planes, b: &Planes| {
+                    let d: Vec<f32> = a.data.iter().zip(&b.data).map(|(x, y)| (x - y).abs() * 255.0).collect();
+                    json!({ "max": d.iter().fold(0.0f32, |m, v| m.max(*v)), "mean": d.iter().sum::<f32>() / d.len() as f32 })
+                };
+                let mut checks = json!({ "rgb8_vs_f32_readout": steps(&packed, &planes) });
+                if w * h < 1_000_000 && !smoke {
+                    checks["tiles_128_vs_job_tiles"] = steps(&run(TileOptions { max_tile: 128, ..options }), &packed);
+                }
                 // The network alone on one tile, waited for on the device (no read-back).
                 let x = Tensor::<4>::zeros([1, 3, tile_shape.1, tile_shape.0], &device);
                 let network = {
@@ -114,16 +138,35 @@ fn main() {
                     device.sync().unwrap();
                     started.elapsed().as_secs_f64() / reps as f64
                 };
-                // Reading the whole result back as f32 once, as the tiler does band by band.
+                // Reading a whole result's worth of f32 back: three times in one piece (is the
+                // first read's staging memory reused?), then in pieces of about 8 MB, as the
+                // tiler reads.
                 let scale = upscaler.net_scale;
-                let result = Tensor::<4>::zeros([1, 3, h * scale, w * scale], &device);
+                let (out_w, out_h) = (w * scale, h * scale);
+                let result = Tensor::<4>::zeros([1, 3, out_h, out_w], &device);
                 device.sync().unwrap();
-                let read_back = {
+                let timed = |read: &dyn Fn()| {
                     let started = Instant::now();
-                    let values = result.try_into_vec_as::<f32>().expect("the read-back");
-                    assert_eq!(values.len(), 3 * w * h * scale * scale);
+                    read();
                     started.elapsed().as_secs_f64()
                 };
+                let whole: Vec<f64> = (0..3)
+                    .map(|_| timed(&|| drop(result.clone().try_into_vec_as::<f32>().expect("the read-back"))))
+                    .collect();
+                let rows = (8 << 20) / (out_w * 3 * 4);
+                let pieces: Vec<f64> = (0..2)
+                    .map(|_| {
+                        timed(&|| {
+                            for y in (0..out_h).step_by(rows) {
+                                let piece = result.clone().slice([0..1, 0..3, y..(y + rows).min(out_h), 0..out_w]);
+                                drop(piece.try_into_vec_as::<f32>().expect("the read-back"));
+                            }
+                        })
+                    })
+                    .collect();
+                // Host memory for an 8-bit result, written once (the page faults a job pays).
+                let host_bytes = timed(&|| drop(std::hint::black_box(vec![1u8; out_w * out_h * 3])));
+                let read_back = json!({ "whole": whole, "pieces_8mb": pieces, "rgb8_result_memory": host_bytes });
                 let after = used(engine);
                 let pool = call("memory.usage", json!({ "device_id": id }))["pool"].clone();
                 let mpx = (w * h) as f64 / 1e6;
@@ -144,6 +187,8 @@ fn main() {
                         // blend, the read-back, the copy into the result, waiting between tiles.
                         "beyond_network_seconds": seconds - network * tiles as f64,
                         "read_back_f32_seconds": read_back,
+                        "planes_readout_seconds": planes_seconds,
+                        "checks_in_8_bit_steps": checks,
                         "mpx_per_s": mpx / seconds,
                         "pool": pool,
                         "device_used_delta_bytes": before.zip(after).map(|(b, a)| a as i64 - b as i64),

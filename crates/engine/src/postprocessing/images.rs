@@ -176,6 +176,21 @@ pub fn from_planes(rgb: &Planes, alpha: Option<&Planes>, sixteen_bit: bool) -> D
     }
 }
 
+/// Interleaved 8-bit RGB (as the tiler reads it back) and, when given, an alpha plane in
+/// [0, 1], rounded as [`from_planes`] rounds it, to an RGB or RGBA image.
+pub fn from_rgb8(width: usize, height: usize, rgb: Vec<u8>, alpha: Option<&Planes>) -> DynamicImage {
+    let (w, h) = (width as u32, height as u32);
+    let Some(alpha) = alpha else {
+        return DynamicImage::ImageRgb8(image::ImageBuffer::from_raw(w, h, rgb).expect("sized"));
+    };
+    let data: Vec<u8> = rgb
+        .chunks_exact(3)
+        .zip(&alpha.data)
+        .flat_map(|(pixel, &a)| [pixel[0], pixel[1], pixel[2], (a.clamp(0.0, 1.0) * 255.0).round() as u8])
+        .collect();
+    DynamicImage::ImageRgba8(image::ImageBuffer::from_raw(w, h, data).expect("sized"))
+}
+
 /// Output file formats.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, TS)]
 #[serde(rename_all = "snake_case")]
@@ -332,6 +347,16 @@ mod tests {
         }
         let a = Planes { channels: 1, width: 5, height: 4, data: (0..20).map(|i| i as f32 / 19.0).collect() };
         from_planes(&rgb, alpha.then_some(&a), sixteen)
+    }
+
+    #[test]
+    fn packed_rgb_with_alpha_matches_the_planes_path() {
+        let from_planes = sample(false, true);
+        let rgba = from_planes.to_rgba8();
+        let rgb: Vec<u8> = rgba.pixels().flat_map(|p| [p.0[0], p.0[1], p.0[2]]).collect();
+        let a = Planes { channels: 1, width: 5, height: 4, data: (0..20).map(|i| i as f32 / 19.0).collect() };
+        assert_eq!(from_rgb8(5, 4, rgb.clone(), Some(&a)), from_planes);
+        assert_eq!(from_rgb8(5, 4, rgb, None), DynamicImage::ImageRgb8(sample(false, false).to_rgb8()));
     }
 
     #[test]

@@ -3,7 +3,7 @@
 //! smaller tiles when the device runs out of memory.
 //!
 //! Tiles are cut, run and blended on the network's device: the image goes up once, finished
-//! rows come back once, a band at a time (see [`run_bands`]).
+//! rows come back once, in pieces (see [`run_bands`]).
 //!
 //! Every tile of a plan has the same shape (kernels compile and tune once per shape). The whole
 //! image is the one-tile case of the same code, so a tiled result and a whole-image result differ
@@ -175,17 +175,73 @@ pub enum TileError {
     Compute(ComputeError),
 }
 
-/// Upscales RGB `image` tile by tile. `on_event` sees every finished tile and every retry, and
-/// stops the work by returning `false`.
+/// What the tiler reads back from the device.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Readout {
+    /// f32 planes in [0, 1]: for resizing, 16-bit output and the alpha plane's grey pass.
+    Planes,
+    /// 8-bit RGB, rounded and packed on the device: a third of the bytes to read back, which
+    /// is what a job at the model's scale spends most of its time beyond the network on.
+    Rgb8,
+}
+
+/// An upscaled image, as its [`Readout`] asked.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Upscaled {
+    Planes(Planes),
+    /// Interleaved RGB, `round(v · 255)` of the values [`Readout::Planes`] gives.
+    Rgb8 {
+        width: usize,
+        height: usize,
+        data: Vec<u8>,
+    },
+}
+
+impl Upscaled {
+    pub fn dimensions(&self) -> (usize, usize) {
+        match self {
+            Self::Planes(p) => (p.width, p.height),
+            Self::Rgb8 { width, height, .. } => (*width, *height),
+        }
+    }
+
+    /// The image as f32 planes (8-bit values divided by 255).
+    pub fn into_planes(self) -> Planes {
+        match self {
+            Self::Planes(p) => p,
+            Self::Rgb8 { width, height, data } => {
+                let mut planes = Planes::zeros(3, width, height);
+                let n = width * height;
+                for (i, pixel) in data.chunks_exact(3).enumerate() {
+                    for (c, &v) in pixel.iter().enumerate() {
+                        planes.data[c * n + i] = v as f32 / 255.0;
+                    }
+                }
+                planes
+            }
+        }
+    }
+}
+
+/// Upscales `image` tile by tile, read back as `readout` says ([`Readout::Rgb8`] needs three
+/// channels). `on_event` sees every finished tile and every retry, and stops the work by
+/// returning `false`.
 pub fn upscale(
     image: &Planes,
     runner: &mut dyn TileRunner,
     options: TileOptions,
+    readout: Readout,
     on_event: &mut dyn FnMut(TileEvent) -> bool,
-) -> Result<Planes, TileError> {
+) -> Result<Upscaled, TileError> {
+    if readout == Readout::Rgb8 && image.channels != 3 {
+        return Err(TileError::Compute(ComputeError::Failed(format!(
+            "8-bit RGB read-back needs three channels, not {}",
+            image.channels
+        ))));
+    }
     let mut max_tile = options.max_tile.max(options.min_tile);
     loop {
-        match upscale_once(image, runner, TileOptions { max_tile, ..options }, on_event) {
+        match upscale_once(image, runner, TileOptions { max_tile, ..options }, readout, on_event) {
             Err(TileError::Compute(ComputeError::OutOfMemory(reason))) => {
                 runner.release();
                 let smaller = (max_tile / 2 / runner.multiple().max(1)) * runner.multiple().max(1);
@@ -206,8 +262,9 @@ fn upscale_once(
     image: &Planes,
     runner: &mut dyn TileRunner,
     options: TileOptions,
+    readout: Readout,
     on_event: &mut dyn FnMut(TileEvent) -> bool,
-) -> Result<Planes, TileError> {
+) -> Result<Upscaled, TileError> {
     let scale = runner.scale();
     let multiple = runner.multiple();
     let border = options.border;
@@ -218,18 +275,22 @@ fn upscale_once(
     let (out_w, out_h) = (image.width * scale, image.height * scale);
     let weights =
         (blend_weights(&xs, scale, overlap * scale, out_w), blend_weights(&ys, scale, overlap * scale, out_h));
-    let mut out = Planes::zeros(image.channels, out_w, out_h);
-    // Finished rows come back from the device a band at a time; a thread copies each band into
-    // the result while the device already computes the next one.
+    let mut out = match readout {
+        Readout::Planes => Upscaled::Planes(Planes::zeros(image.channels, out_w, out_h)),
+        Readout::Rgb8 => Upscaled::Rgb8 { width: out_w, height: out_h, data: vec![0; out_w * out_h * 3] },
+    };
+    // Finished rows come back from the device in pieces; a thread copies each piece into the
+    // result while the device already computes the next tiles.
     std::thread::scope(|scope| {
-        let (send, receive) = std::sync::mpsc::sync_channel::<FinalRows>(1);
+        let (send, receive) = std::sync::mpsc::sync_channel::<FinalRows>(4);
         let out = &mut out;
         let copier = scope.spawn(move || {
             for rows in receive {
                 rows.copy_into(out);
             }
         });
-        let outcome = run_bands(image, runner, (&xs, &ys), (&weights.0, &weights.1), on_event, &send);
+        let plan = (&xs, &ys);
+        let outcome = run_bands(image, runner, plan, (&weights.0, &weights.1), readout, on_event, &send);
         drop(send);
         if let Err(panic) = copier.join() {
             std::panic::resume_unwind(panic);
@@ -276,8 +337,15 @@ fn blend_weights(plan: &AxisPlan, scale: usize, overlap_out: usize, out_len: usi
         .collect()
 }
 
+/// The most bytes one read-back asks for. Reading a 1080p image's ×4 result (398 MB of f32) in
+/// one piece took 0.25-0.37 s on the lent H200 (wgpu-Vulkan, 2026-11-28), in pieces of about
+/// 8 MB 0.06 s, repeatably: large reads apparently pay for fresh host memory each time (a vector
+/// over glibc's 32 MB threshold is mapped anew, page by page), small ones reuse it. (Reading f16 and widening it on the host was
+/// measured slower than reading f32, on the H100 the same day, when tiles were read whole.)
+const READ_BYTES: usize = 8 << 20;
+
 /// Output rows no later tile adds to, read back from the device: `count` rows from `first`,
-/// channel-major (`[c][row][x]`).
+/// channel-major (`[c][row][x]`) f32, or one packed value a pixel ([`pack_rgb8`]).
 struct FinalRows {
     first: usize,
     count: usize,
@@ -285,14 +353,53 @@ struct FinalRows {
 }
 
 impl FinalRows {
-    fn copy_into(&self, out: &mut Planes) {
-        let span = self.count * out.width;
-        let plane = out.width * out.height;
-        for (c, rows) in self.data.chunks_exact(span).enumerate() {
-            let at = c * plane + self.first * out.width;
-            out.data[at..at + span].copy_from_slice(rows);
+    /// Copies (or, packed, unpacks) the rows into `out`, on every core: a result's host memory
+    /// is written here first, and on the lent GPU machine the page faults alone cost 0.06 s
+    /// for a 1080p image's ×4 8-bit result.
+    fn copy_into(&self, out: &mut Upscaled) {
+        let threads = std::thread::available_parallelism().map_or(1, |n| n.get()).min(8);
+        let chunk = |len: usize| len.div_ceil(threads).max(1 << 16);
+        match out {
+            Upscaled::Planes(out) => {
+                let span = self.count * out.width;
+                let plane = out.width * out.height;
+                let first = self.first * out.width;
+                let targets = out.data.chunks_mut(plane).map(|p| &mut p[first..first + span]);
+                std::thread::scope(|scope| {
+                    for (target, rows) in targets.zip(self.data.chunks_exact(span)) {
+                        for (to, from) in target.chunks_mut(chunk(span)).zip(rows.chunks(chunk(span))) {
+                            scope.spawn(move || to.copy_from_slice(from));
+                        }
+                    }
+                });
+            }
+            Upscaled::Rgb8 { width, data, .. } => {
+                let at = self.first * *width * 3;
+                let target = &mut data[at..at + self.count * *width * 3];
+                let pixels = chunk(self.data.len());
+                std::thread::scope(|scope| {
+                    for (bytes, packed) in target.chunks_mut(3 * pixels).zip(self.data.chunks(pixels)) {
+                        scope.spawn(move || {
+                            for (pixel, &value) in bytes.chunks_exact_mut(3).zip(packed) {
+                                let value = value as u32;
+                                pixel[0] = value as u8;
+                                pixel[1] = (value >> 8) as u8;
+                                pixel[2] = (value >> 16) as u8;
+                            }
+                        });
+                    }
+                });
+            }
         }
     }
+}
+
+/// RGB in [0, 1] (`[1, 3, h, w]`) to one value a pixel (`[1, 1, h, w]`): `r + 256·g + 65536·b`
+/// of the channels rounded to 8 bits. Integers below 2^24 are exact in f32, so the read-back
+/// stays a plain f32 read.
+fn pack_rgb8(rgb: Tensor<4>) -> Tensor<4> {
+    let place = Tensor::<4>::from_data(TensorData::new(vec![1.0f32, 256.0, 65536.0], [1, 3, 1, 1]), &rgb.device());
+    ((rgb * 255.0 + 0.5).floor() * place).sum_dim(1)
 }
 
 /// Runs every tile of the plan (`xs` × `ys`) through `runner`, one row of tiles at a time, and
@@ -309,6 +416,7 @@ fn run_bands(
     runner: &mut dyn TileRunner,
     (xs, ys): (&AxisPlan, &AxisPlan),
     (wx, wy): (&[Vec<f32>], &[Vec<f32>]),
+    readout: Readout,
     on_event: &mut dyn FnMut(TileEvent) -> bool,
     finished: &std::sync::mpsc::SyncSender<FinalRows>,
 ) -> Result<(), TileError> {
@@ -385,16 +493,23 @@ fn run_bands(
         // Rows above the next row of tiles are final; the rest carry over.
         let next_top = ys.starts.get(iy + 1).map_or(top + tile_h as isize, |&y| y * scale as isize);
         let (first, last) = (top.max(0), next_top.min(out_h as isize));
-        if first < last {
-            // Read back as f32: reading f16 and widening on the host was measured slower (H100,
-            // 2026-11-28, when tiles were read back whole).
-            let rows = (first - top) as usize..(last - top) as usize;
+        // Finished rows come back in pieces of at most READ_BYTES.
+        let values_per_row = out_w * if readout == Readout::Rgb8 { 1 } else { channels };
+        let piece = (READ_BYTES / (4 * values_per_row)).max(1) as isize;
+        for from in (first..last).step_by(piece as usize) {
+            let to = (from + piece).min(last);
+            let rows = (from - top) as usize..(to - top) as usize;
             let data = guarded(|| {
-                band.clone().slice([0..1, 0..channels, rows, 0..out_w]).clamp(0.0, 1.0).try_into_vec_as::<f32>()
+                let rows = band.clone().slice([0..1, 0..channels, rows, 0..out_w]).clamp(0.0, 1.0);
+                match readout {
+                    Readout::Planes => rows,
+                    Readout::Rgb8 => pack_rgb8(rows),
+                }
+                .try_into_vec_as::<f32>()
             })
             .map_err(compute)?
             .map_err(|e| compute(ComputeError::Failed(format!("reading the result back failed: {e:?}"))))?;
-            let rows = FinalRows { first: first as usize, count: (last - first) as usize, data };
+            let rows = FinalRows { first: from as usize, count: (to - from) as usize, data };
             // The copier only stops early by panicking, which the caller re-raises.
             let _ = finished.send(rows);
         }
@@ -472,6 +587,15 @@ mod tests {
         BlurNearest { scale, multiple, fail_above: None, calls: vec![] }
     }
 
+    fn upscale_planes(
+        image: &Planes,
+        runner: &mut BlurNearest,
+        options: TileOptions,
+        on_event: &mut dyn FnMut(TileEvent) -> bool,
+    ) -> Result<Planes, TileError> {
+        upscale(image, runner, options, Readout::Planes, on_event).map(Upscaled::into_planes)
+    }
+
     fn gradient(w: usize, h: usize) -> Planes {
         let mut p = Planes::zeros(3, w, h);
         for c in 0..3 {
@@ -513,12 +637,17 @@ mod tests {
     #[test]
     fn tiled_and_whole_results_agree() {
         let image = gradient(150, 97);
-        let whole =
-            upscale(&image, &mut runner(2, 1), TileOptions { max_tile: 4096, ..Default::default() }, &mut |_| true)
-                .unwrap();
+        let whole = upscale_planes(
+            &image,
+            &mut runner(2, 1),
+            TileOptions { max_tile: 4096, ..Default::default() },
+            &mut |_| true,
+        )
+        .unwrap();
         let mut small = runner(2, 1);
         let tiled =
-            upscale(&image, &mut small, TileOptions { max_tile: 64, ..Default::default() }, &mut |_| true).unwrap();
+            upscale_planes(&image, &mut small, TileOptions { max_tile: 64, ..Default::default() }, &mut |_| true)
+                .unwrap();
         assert!(small.calls.len() > 4);
         let worst = whole.data.iter().zip(&tiled.data).map(|(a, b)| (a - b).abs()).fold(0.0, f32::max);
         assert!(worst < 1e-5, "worst difference {worst}");
@@ -529,14 +658,40 @@ mod tests {
     fn rows_carried_from_band_to_band_give_the_whole_result() {
         // Nine rows of tiles: every band hands rows on to the next.
         let image = gradient(520, 500);
-        let whole =
-            upscale(&image, &mut runner(2, 1), TileOptions { max_tile: 4096, ..Default::default() }, &mut |_| true)
-                .unwrap();
+        let whole = upscale_planes(
+            &image,
+            &mut runner(2, 1),
+            TileOptions { max_tile: 4096, ..Default::default() },
+            &mut |_| true,
+        )
+        .unwrap();
         let tiled =
-            upscale(&image, &mut runner(2, 1), TileOptions { max_tile: 200, ..Default::default() }, &mut |_| true)
-                .unwrap();
+            upscale_planes(&image, &mut runner(2, 1), TileOptions { max_tile: 200, ..Default::default() }, &mut |_| {
+                true
+            })
+            .unwrap();
         let worst = whole.data.iter().zip(&tiled.data).map(|(a, b)| (a - b).abs()).fold(0.0, f32::max);
         assert!(worst < 1e-5, "worst difference {worst}");
+    }
+
+    #[test]
+    fn rgb8_readout_is_the_rounded_planes() {
+        let image = gradient(150, 97);
+        let options = TileOptions { max_tile: 64, ..Default::default() };
+        let planes = upscale_planes(&image, &mut runner(2, 1), options, &mut |_| true).unwrap();
+        let packed = upscale(&image, &mut runner(2, 1), options, Readout::Rgb8, &mut |_| true).unwrap();
+        let Upscaled::Rgb8 { width, height, data } = &packed else { panic!("{packed:?}") };
+        assert_eq!((*width, *height, data.len()), (300, 194, 300 * 194 * 3));
+        let n = width * height;
+        for (i, pixel) in data.chunks_exact(3).enumerate() {
+            for (c, &v) in pixel.iter().enumerate() {
+                let expected = (planes.data[c * n + i] * 255.0).round();
+                assert_eq!(v as f32, expected, "pixel {i} channel {c}");
+            }
+        }
+        let grey = Planes::zeros(1, 8, 8);
+        let error = upscale(&grey, &mut runner(2, 1), options, Readout::Rgb8, &mut |_| true).unwrap_err();
+        assert!(matches!(error, TileError::Compute(ComputeError::Failed(_))), "{error:?}");
     }
 
     #[test]
@@ -565,7 +720,7 @@ mod tests {
         let image = gradient(200, 120);
         let mut failing = BlurNearest { fail_above: Some(100), ..runner(4, 2) };
         let mut events = vec![];
-        let out = upscale(&image, &mut failing, TileOptions { max_tile: 512, ..Default::default() }, &mut |e| {
+        let out = upscale_planes(&image, &mut failing, TileOptions { max_tile: 512, ..Default::default() }, &mut |e| {
             events.push(e);
             true
         })
@@ -579,14 +734,18 @@ mod tests {
             .collect();
         assert_eq!(shrinks, vec![(512, 256), (256, 128)]);
         assert_eq!((out.width, out.height), (800, 480));
-        let reference =
-            upscale(&image, &mut runner(4, 2), TileOptions { max_tile: 1024, ..Default::default() }, &mut |_| true)
-                .unwrap();
+        let reference = upscale_planes(
+            &image,
+            &mut runner(4, 2),
+            TileOptions { max_tile: 1024, ..Default::default() },
+            &mut |_| true,
+        )
+        .unwrap();
         let worst = reference.data.iter().zip(&out.data).map(|(a, b)| (a - b).abs()).fold(0.0, f32::max);
         assert!(worst < 1e-5);
 
         let mut hopeless = BlurNearest { fail_above: Some(8), ..runner(4, 2) };
-        let error = upscale(&image, &mut hopeless, TileOptions::default(), &mut |_| true).unwrap_err();
+        let error = upscale_planes(&image, &mut hopeless, TileOptions::default(), &mut |_| true).unwrap_err();
         assert!(matches!(error, TileError::OutOfMemory { tile: 32, .. }), "{error:?}");
     }
 
@@ -594,11 +753,12 @@ mod tests {
     fn returning_false_cancels_at_the_next_tile() {
         let image = gradient(300, 300);
         let mut seen = 0;
-        let error = upscale(&image, &mut runner(1, 1), TileOptions { max_tile: 64, ..Default::default() }, &mut |_| {
-            seen += 1;
-            seen < 3
-        })
-        .unwrap_err();
+        let error =
+            upscale_planes(&image, &mut runner(1, 1), TileOptions { max_tile: 64, ..Default::default() }, &mut |_| {
+                seen += 1;
+                seen < 3
+            })
+            .unwrap_err();
         assert_eq!(error, TileError::Cancelled);
         assert_eq!(seen, 3);
     }
@@ -606,7 +766,7 @@ mod tests {
     #[test]
     fn tiny_images_work() {
         let image = gradient(1, 1);
-        let out = upscale(&image, &mut runner(4, 4), TileOptions::default(), &mut |_| true).unwrap();
+        let out = upscale_planes(&image, &mut runner(4, 4), TileOptions::default(), &mut |_| true).unwrap();
         assert_eq!((out.width, out.height), (4, 4));
     }
 }

@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 use ts_rs::TS;
 
 use super::images::{self, OutputFormat, OutputMetadata};
-use super::tiling::{self, Planes, TileEvent, TileOptions, TileRunner};
+use super::tiling::{self, Planes, Readout, TileEvent, TileOptions, TileRunner, Upscaled};
 use crate::compute::{ComputeError, guarded};
 use crate::devices::DeviceId;
 use crate::devices::optimize::{MemoryPicture, Precision as Recommended, recommend};
@@ -295,22 +295,30 @@ fn grey_through(
         height: plane.height,
         data: [plane.data.as_slice(), &plane.data, &plane.data].concat(),
     };
-    let out = tiling::upscale(&rgb, runner, options, on_tile)?;
+    let out = tiling::upscale(&rgb, runner, options, Readout::Planes, on_tile)?.into_planes();
     let n = out.width * out.height;
     let data = (0..n).map(|i| (out.data[i] + out.data[n + i] + out.data[2 * n + i]) / 3.0).collect();
     Ok(Planes { channels: 1, width: out.width, height: out.height, data })
 }
 
-/// One pass of the tiler (the RGB image, or the alpha plane as grey), reporting tiles as a
-/// share of all `passes`; returns the result and the tile side it finished with.
+/// What one pass of the tiler runs.
+enum Pass {
+    /// The RGB image, read back as the [`Readout`] says.
+    Rgb(Readout),
+    /// The alpha plane, through the network as a grey image.
+    Alpha,
+}
+
+/// One pass of the tiler, reporting tiles as a share of all `passes`; returns the result and
+/// the tile side it finished with.
 fn run_pass(
     runner: &mut NetRunner,
     planes: &Planes,
-    grey: bool,
+    what: Pass,
     options: TileOptions,
     (pass, passes): (usize, usize),
     on_event: &mut dyn FnMut(UpscaleEvent) -> bool,
-) -> Result<(Planes, usize), ApiError> {
+) -> Result<(Upscaled, usize), ApiError> {
     let mut final_tile = options.max_tile;
     let mut on_tile = |event: TileEvent| match event {
         TileEvent::Tile { done, total, .. } => {
@@ -323,10 +331,9 @@ fn run_pass(
             )))
         }
     };
-    let result = if grey {
-        grey_through(planes, runner, options, &mut on_tile)
-    } else {
-        tiling::upscale(planes, runner, options, &mut on_tile)
+    let result = match what {
+        Pass::Alpha => grey_through(planes, runner, options, &mut on_tile).map(Upscaled::Planes),
+        Pass::Rgb(readout) => tiling::upscale(planes, runner, options, readout, &mut on_tile),
     };
     let planes = result.map_err(|e| match e {
         tiling::TileError::Cancelled => ApiError::new(ErrorCode::Cancelled, "cancelled"),
@@ -519,28 +526,32 @@ impl Engine {
             path: None,
         });
 
+        // 8-bit output at the model's own scale is rounded on the device and read back as
+        // bytes; resizing and 16-bit output need the f32 values.
+        let sixteen = decoded.is_16_bit() && settings.format == OutputFormat::Png;
+        let readout =
+            if (net_w, net_h) == (out_w as u64, out_h as u64) && !sixteen { Readout::Rgb8 } else { Readout::Planes };
         let mut runner = NetRunner::new(upscaler.clone(), device.clone(), settings.tta);
-        let (up_rgb, mut final_tile) = run_pass(&mut runner, &rgb, false, options, (0, passes), on_event)?;
+        let (up_rgb, mut final_tile) = run_pass(&mut runner, &rgb, Pass::Rgb(readout), options, (0, passes), on_event)?;
+        let (up_w, up_h) = up_rgb.dimensions();
         let up_alpha = match (&alpha, settings.alpha) {
             (Some(a), AlphaMode::Model) => {
                 let options = TileOptions { max_tile: final_tile, ..options };
-                let (plane, last_tile) = run_pass(&mut runner, a, true, options, (1, passes), on_event)?;
+                let (plane, last_tile) = run_pass(&mut runner, a, Pass::Alpha, options, (1, passes), on_event)?;
                 final_tile = last_tile;
-                Some(plane)
+                Some(plane.into_planes())
             }
-            (Some(a), AlphaMode::Resize) => Some(resize(a, up_rgb.width as u32, up_rgb.height as u32)),
+            (Some(a), AlphaMode::Resize) => Some(resize(a, up_w as u32, up_h as u32)),
             (None, _) => None,
         };
         runner.release();
         drop(runner);
 
         // The size asked for, then the file.
-        let (rgb, alpha) = if (up_rgb.width as u32, up_rgb.height as u32) != (out_w, out_h) {
-            on_event(UpscaleEvent::Note(format!(
-                "resizing {}×{} to {out_w}×{out_h} (Lanczos)",
-                up_rgb.width, up_rgb.height
-            )));
-            (resize(&up_rgb, out_w, out_h), up_alpha.map(|a| resize(&a, out_w, out_h)))
+        let (rgb, alpha) = if (up_w as u32, up_h as u32) != (out_w, out_h) {
+            on_event(UpscaleEvent::Note(format!("resizing {up_w}×{up_h} to {out_w}×{out_h} (Lanczos)")));
+            let rgb = Upscaled::Planes(resize(&up_rgb.into_planes(), out_w, out_h));
+            (rgb, up_alpha.map(|a| resize(&a, out_w, out_h)))
         } else {
             (up_rgb, up_alpha)
         };
@@ -553,14 +564,16 @@ impl Engine {
                 data: vec![1.0; (out_w * out_h) as usize],
             })
         });
-        let sixteen = decoded.is_16_bit() && settings.format == OutputFormat::Png;
         if decoded.is_16_bit() && !sixteen {
             on_event(UpscaleEvent::Warning(format!(
                 "{} holds 8 bits a channel: the 16-bit input is written as 8-bit",
                 settings.format.extension().to_uppercase()
             )));
         }
-        let image = images::from_planes(&rgb, alpha.as_ref(), sixteen);
+        let image = match rgb {
+            Upscaled::Rgb8 { width, height, data } => images::from_rgb8(width, height, data, alpha.as_ref()),
+            Upscaled::Planes(rgb) => images::from_planes(&rgb, alpha.as_ref(), sixteen),
+        };
         let name =
             request.input.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_else(|| "image".into());
         let output = match request.output_file {
