@@ -73,7 +73,7 @@ fn main() {
             let free = budget.saturating_sub(weights.bytes());
             for &(w, h) in sizes {
                 let tile = auto_tile(free, per_pixel, band_bytes_per_row(w as u32, upscaler.net_scale))
-                    .min(buffer_limit.map_or(usize::MAX, |l| buffer_tile_limit(&upscaler, l)));
+                    .min(buffer_limit.map_or(usize::MAX, |l| buffer_tile_limit(&upscaler, l, w as u32)));
                 // burn's f32 convolutions fall to its direct kernel: tens of seconds a 1080p image.
                 if kernels == Kernels::Burn && precision == Precision::F32 && w * h > 1_000_000 {
                     continue;

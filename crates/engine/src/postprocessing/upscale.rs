@@ -204,10 +204,13 @@ pub fn band_bytes_per_row(width: u32, scale: usize) -> u64 {
     2 * row * scale as u64
 }
 
-/// The largest tile side whose biggest tensor fits one storage buffer of `limit` bytes.
-pub fn buffer_tile_limit(upscaler: &Upscaler, limit: u64) -> usize {
-    let side = ((limit / upscaler.largest_tensor_bytes_per_pixel().max(1)) as f64).sqrt() as usize;
-    (side / 32 * 32).max(32)
+/// The largest tile side whose biggest tensor fits one storage buffer of `limit` bytes: the
+/// network's largest feature map, or the band of output rows the tiler blends into, which is as
+/// wide as the result (`width` input pixels).
+pub fn buffer_tile_limit(upscaler: &Upscaler, limit: u64, width: u32) -> usize {
+    let feature_map = ((limit / upscaler.largest_tensor_bytes_per_pixel().max(1)) as f64).sqrt() as usize;
+    let band = (limit / (band_bytes_per_row(width, upscaler.net_scale) / 2).max(1)) as usize;
+    (feature_map.min(band) / 32 * 32).max(32)
 }
 
 /// A network on a device as a tile runner, with optional 8-fold TTA.
@@ -492,10 +495,10 @@ impl Engine {
             .find(|a| Some(a.backend.as_str()) == bound.device.compute_backend.as_deref())
             .map(|a| a.limits.max_storage_buffer_binding_size)
             .filter(|l| *l > 0);
-        let tile = match buffer_limit.map(|limit| buffer_tile_limit(&upscaler, limit)) {
+        let tile = match buffer_limit.map(|limit| buffer_tile_limit(&upscaler, limit, in_w)) {
             Some(cap) if cap < tile => {
                 on_event(UpscaleEvent::Note(format!(
-                    "tiles of at most {cap} px: a larger tile's feature map would not fit one GPU buffer"
+                    "tiles of at most {cap} px: a larger tile's feature map, or its band of output rows, would not fit one GPU buffer"
                 )));
                 cap
             }
