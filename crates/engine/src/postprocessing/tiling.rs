@@ -180,8 +180,8 @@ pub enum TileError {
 pub enum Readout {
     /// f32 planes in [0, 1]: for resizing, 16-bit output and the alpha plane's grey pass.
     Planes,
-    /// 8-bit RGB, rounded and packed on the device: a third of the bytes to read back, which
-    /// is what a job at the model's scale spends most of its time beyond the network on.
+    /// 8-bit RGB, rounded and packed on the device: a third of the bytes to read back and to
+    /// write into host memory (the default for jobs at the model's scale).
     Rgb8,
 }
 
@@ -339,9 +339,10 @@ fn blend_weights(plan: &AxisPlan, scale: usize, overlap_out: usize, out_len: usi
 
 /// The most bytes one read-back asks for. Reading a 1080p image's ×4 result (398 MB of f32) in
 /// one piece took 0.25-0.37 s on the lent H200 (wgpu-Vulkan, 2026-11-28), in pieces of about
-/// 8 MB 0.06 s, repeatably: large reads apparently pay for fresh host memory each time (a vector
-/// over glibc's 32 MB threshold is mapped anew, page by page), small ones reuse it. (Reading f16 and widening it on the host was
-/// measured slower than reading f32, on the H100 the same day, when tiles were read whole.)
+/// 8 MB 0.06 s, repeatably: large reads apparently pay for fresh host memory each time (a
+/// vector over glibc's 32 MB threshold is mapped anew, page by page), small ones reuse it.
+/// (Reading f16 and widening it on the host was measured slower than reading f32, on the H100
+/// the same day, when tiles were read whole.)
 const READ_BYTES: usize = 8 << 20;
 
 /// Output rows no later tile adds to, read back from the device: `count` rows from `first`,
