@@ -164,7 +164,7 @@ fn main() {
 /// burn's operations and on Kiln's kernels; megapixels of input per second.
 fn networks(gpu: &Value, device: &Device, side: usize, precisions: &[FloatDType]) {
     use kiln_engine::nets::compact::{CompactNet, ConvPrelu};
-    use kiln_engine::nets::fused::{FusedCompactNet, FusedRrdbNet};
+    use kiln_engine::nets::fused::{FusedCompactNet, FusedRrdbNet, PackedDenseBlock};
     use kiln_engine::nets::layers::Conv3x3;
     use kiln_engine::nets::rrdbnet::{Rdb, Rrdb, RrdbNet};
     for &dtype in precisions {
@@ -198,6 +198,14 @@ fn networks(gpu: &Value, device: &Device, side: usize, precisions: &[FloatDType]
             last: conv(64, 48),
             scale: 4,
         };
+        // One residual dense block as the network runs it (five convolutions in one workspace),
+        // against the per-shape figures above, which time each convolution on its own.
+        let block = PackedDenseBlock::new(&rrdb.body[0].rdb1, KernelChoice::Best);
+        let features = Tensor::<4>::random([1, side, side, 64], Distribution::Uniform(-1.0, 1.0), device).cast(dtype);
+        let (seconds, _) = time(device, false, || block.forward(features.clone()));
+        let flops = 2.0 * (side * side * 9) as f64 * (64 + 96 + 128 + 160) as f64 * 32.0
+            + 2.0 * (side * side * 9 * 192 * 64) as f64;
+        report(gpu, "rrdb.rdb dense block (conv1-5, as the network runs it)", dtype, "kiln best", seconds, flops, None);
         let x = Tensor::<4>::random([1, 3, side, side], Distribution::Uniform(0.0, 1.0), device).cast(dtype);
         let mpx = (side * side) as f64 / 1e6;
         let fused_rrdb = FusedRrdbNet::new(&rrdb, KernelChoice::Best);

@@ -54,7 +54,7 @@ pub struct PackedDenseBlock {
 }
 
 impl PackedDenseBlock {
-    fn new(rdb: &Rdb, choice: KernelChoice) -> Self {
+    pub fn new(rdb: &Rdb, choice: KernelChoice) -> Self {
         let convs = [&rdb.conv1, &rdb.conv2, &rdb.conv3, &rdb.conv4, &rdb.conv5];
         let features = rdb.conv5.out_channels();
         let growth = rdb.conv1.out_channels();
@@ -75,7 +75,11 @@ impl PackedDenseBlock {
         }
     }
 
-    fn forward(&self, x: Tensor<4>) -> Tensor<4> {
+    /// The block and its scaled residual.
+    ///
+    /// # Shapes
+    /// `[n, h, w, features]` (NHWC) -> the same
+    pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
         kernels::dense_block(x, self.weights.clone(), self.biases.clone(), self.slopes.clone(), self.block)
     }
 }
