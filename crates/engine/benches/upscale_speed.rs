@@ -128,8 +128,12 @@ fn main() {
                 if w * h < 1_000_000 && !smoke {
                     checks["tiles_128_vs_job_tiles"] = steps(&run(TileOptions { max_tile: 128, ..options }), &packed);
                 }
-                // The network alone on one tile, waited for on the device (no read-back).
+                // The network alone on one tile, waited for on the device (no read-back), after
+                // one untimed run: a contiguous input is a new shape to burn's fusion, whose
+                // tuning would otherwise be timed (animevideov3's tiles read 2-3× slow).
                 let x = Tensor::<4>::zeros([1, 3, tile_shape.1, tile_shape.0], &device);
+                let _ = upscaler.forward(x.clone());
+                device.sync().unwrap();
                 let network = {
                     let started = Instant::now();
                     for _ in 0..reps {
