@@ -143,8 +143,8 @@ fn main() {
                     started.elapsed().as_secs_f64() / reps as f64
                 };
                 // Reading a whole result's worth of f32 back: three times in one piece (is the
-                // first read's staging memory reused?), then in pieces of about 8 MB, as the
-                // tiler reads.
+                // first read's staging memory reused?), then in pieces of the tiler's READ_BYTES,
+                // as the tiler reads.
                 let scale = upscaler.net_scale;
                 let (out_w, out_h) = (w * scale, h * scale);
                 let result = Tensor::<4>::zeros([1, 3, out_h, out_w], &device);
@@ -157,7 +157,7 @@ fn main() {
                 let whole: Vec<f64> = (0..3)
                     .map(|_| timed(&|| drop(result.clone().try_into_vec_as::<f32>().expect("the read-back"))))
                     .collect();
-                let rows = (8 << 20) / (out_w * 3 * 4);
+                let rows = (tiling::READ_BYTES / (out_w * 3 * 4)).max(1);
                 let pieces: Vec<f64> = (0..2)
                     .map(|_| {
                         timed(&|| {
@@ -170,7 +170,7 @@ fn main() {
                     .collect();
                 // Host memory for an 8-bit result, written once (the page faults a job pays).
                 let host_bytes = timed(&|| drop(std::hint::black_box(vec![1u8; out_w * out_h * 3])));
-                let read_back = json!({ "whole": whole, "pieces_8mb": pieces, "rgb8_result_memory": host_bytes });
+                let read_back = json!({ "whole": whole, "pieces": pieces, "rgb8_result_memory": host_bytes });
                 let after = used(engine);
                 let pool = call("memory.usage", json!({ "device_id": id }))["pool"].clone();
                 let mpx = (w * h) as f64 / 1e6;
@@ -187,7 +187,7 @@ fn main() {
                         "first_run_s": first,
                         "seconds": seconds,
                         "network_seconds_per_tile": network,
-                        // What the job spends beyond the network on each tile: the upload, the
+                        // What the job spends beyond the network (all tiles): the upload, the
                         // blend, the read-back, the copy into the result, waiting between tiles.
                         "beyond_network_seconds": seconds - network * tiles as f64,
                         "read_back_f32_seconds": read_back,

@@ -153,8 +153,7 @@ pub fn from_planes(rgb: &Planes, alpha: Option<&Planes>, sixteen_bit: bool) -> D
     let value =
         |i: usize, c: usize| -> f32 { if c == 3 { alpha.map_or(1.0, |a| a.data[i]) } else { rgb.data[c * n + i] } };
     // Interleaved samples in [0, `max`], rounded.
-    let samples =
-        |max: f32| (0..n).flat_map(move |i| (0..channels).map(move |c| (value(i, c).clamp(0.0, 1.0) * max).round()));
+    let samples = |max: f32| (0..n).flat_map(move |i| (0..channels).map(move |c| quantise(value(i, c), max)));
     let (w, h) = (w as u32, h as u32);
     match (sixteen_bit, channels == 4) {
         (true, alpha) => {
@@ -176,6 +175,11 @@ pub fn from_planes(rgb: &Planes, alpha: Option<&Planes>, sixteen_bit: bool) -> D
     }
 }
 
+/// A value in [0, 1] (clamped) as a sample in [0, `max`], rounded.
+fn quantise(value: f32, max: f32) -> f32 {
+    (value.clamp(0.0, 1.0) * max).round()
+}
+
 /// Interleaved 8-bit RGB (as the tiler reads it back) and, when given, an alpha plane in
 /// [0, 1], rounded as [`from_planes`] rounds it, to an RGB or RGBA image.
 pub fn from_rgb8(width: usize, height: usize, rgb: Vec<u8>, alpha: Option<&Planes>) -> DynamicImage {
@@ -186,7 +190,7 @@ pub fn from_rgb8(width: usize, height: usize, rgb: Vec<u8>, alpha: Option<&Plane
     let data: Vec<u8> = rgb
         .chunks_exact(3)
         .zip(&alpha.data)
-        .flat_map(|(pixel, &a)| [pixel[0], pixel[1], pixel[2], (a.clamp(0.0, 1.0) * 255.0).round() as u8])
+        .flat_map(|(pixel, &a)| [pixel[0], pixel[1], pixel[2], quantise(a, 255.0) as u8])
         .collect();
     DynamicImage::ImageRgba8(image::ImageBuffer::from_raw(w, h, data).expect("sized"))
 }

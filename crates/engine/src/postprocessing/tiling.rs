@@ -343,7 +343,7 @@ fn blend_weights(plan: &AxisPlan, scale: usize, overlap_out: usize, out_len: usi
 /// vector over glibc's 32 MB threshold is mapped anew, page by page), small ones reuse it.
 /// (Reading f16 and widening it on the host was measured slower than reading f32, on the H100
 /// the same day, when tiles were read whole.)
-const READ_BYTES: usize = 8 << 20;
+pub const READ_BYTES: usize = 8 << 20;
 
 /// Output rows no later tile adds to, read back from the device: `count` rows from `first`,
 /// channel-major (`[c][row][x]`) f32, or one packed value a pixel ([`pack_rgb8`]).
@@ -438,7 +438,7 @@ fn run_bands(
     for (iy, &y0) in ys.starts.iter().enumerate() {
         let top = y0 * scale as isize;
         let sy = (y0 - y_first) as usize;
-        let mut band = guarded(|| {
+        let (mut band, row_weights) = guarded(|| {
             let row_weights = Tensor::<4>::from_data(TensorData::new(wy[iy].clone(), [1, 1, tile_h, 1]), &device);
             let fresh = |rows: usize| Tensor::<4>::zeros([1, channels, rows, out_w], &device);
             let band = match carry.take() {
@@ -458,8 +458,8 @@ fn run_bands(
             let u0 = (-left).max(0) as usize;
             let u1 = (out_w as isize - left).clamp(0, tile_w as isize) as usize;
             let sx = (x0 - x_first) as usize;
-            let (current, row_weights) = band;
-            let (next, row_weights) = guarded(|| {
+            let current = band;
+            band = guarded(|| {
                 let window = source.clone().slice([0..1, 0..channels, sy..sy + ys.len, sx..sx + xs.len]);
                 let out = runner.run(window);
                 if out.dims() != [1, channels, tile_h, tile_w] {
@@ -470,7 +470,7 @@ fn run_bands(
                     )));
                 }
                 if u0 >= u1 {
-                    return Ok((current, row_weights));
+                    return Ok(current);
                 }
                 let column_weights =
                     Tensor::<4>::from_data(TensorData::new(wx[ix][u0..u1].to_vec(), [1, 1, 1, u1 - u0]), &device);
@@ -480,17 +480,15 @@ fn run_bands(
                 let next = current.clone().slice_assign(at.clone(), current.slice(at) + weighted);
                 // Waiting for each tile keeps progress and cancellation in step with the device.
                 device.sync().map_err(|e| ComputeError::from_message(format!("{e:?}")))?;
-                Ok((next, row_weights))
+                Ok(next)
             })
             .map_err(compute)?
             .map_err(compute)?;
-            band = (next, row_weights);
             done += 1;
             if !on_event(TileEvent::Tile { done, total, tile_width: xs.len, tile_height: ys.len }) {
                 return Err(TileError::Cancelled);
             }
         }
-        let (band, _) = band;
         // Rows above the next row of tiles are final; the rest carry over.
         let next_top = ys.starts.get(iy + 1).map_or(top + tile_h as isize, |&y| y * scale as isize);
         let (first, last) = (top.max(0), next_top.min(out_h as isize));

@@ -639,6 +639,20 @@ mod tests {
     use super::*;
 
     #[test]
+    fn auto_tiles_leave_room_for_the_band_of_output_rows() {
+        let (free, per_pixel) = (1u64 << 30, 6144);
+        assert_eq!(auto_tile(free, per_pixel, 0), 416, "sqrt(free / per_pixel), down to a multiple of 32");
+        let band = band_bytes_per_row(1920, 4);
+        assert_eq!(band, 2 * 1920 * 4 * 3 * 4 * 4);
+        let fits = |t: u64| per_pixel * t * t + band * t <= free;
+        let tile = auto_tile(free, per_pixel, band) as u64;
+        assert!(fits(tile) && !fits(tile + 32), "{tile}");
+        assert!(tile < 416);
+        assert_eq!(auto_tile(1 << 40, per_pixel, band), 1024);
+        assert_eq!(auto_tile(0, per_pixel, band), 32);
+    }
+
+    #[test]
     fn sizes_and_suffixes_follow_the_setting() {
         let mut s = UpscaleSettings::default();
         assert_eq!(s.output_size(100, 50, 4.0), (400, 200));
