@@ -6,7 +6,10 @@ cd "$repo"
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$repo/target}"
 export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
 
-step() { printf '\n== %s\n' "$*"; }
+# Each step says when it began and how long the run has taken so far: CI logs show where the
+# time went (package mirrors, the cold build, a slow test).
+kiln_started=${kiln_started:-$(date +%s)}
+step() { printf '\n== %s  [%s, %d s in]\n' "$*" "$(date -u +%H:%M:%S)" $(( $(date +%s) - kiln_started )); }
 
 need() {
   command -v "$1" >/dev/null 2>&1 || { echo "missing: $1 ($2)" >&2; exit 1; }
