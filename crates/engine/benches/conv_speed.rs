@@ -22,6 +22,7 @@ use std::time::Instant;
 use burn::tensor::module::conv2d;
 use burn::tensor::ops::ConvOptions;
 use burn::tensor::{DType, Device, Distribution, FloatDType, Tensor};
+use kiln_engine::compute::kernels::conv::CmmaBlock;
 use kiln_engine::compute::kernels::{self, ConvOp, KernelChoice};
 use serde_json::{Value, json};
 
@@ -130,11 +131,11 @@ fn main() {
             let packed = kernels::pack_weight(weight.clone());
             let expected: Vec<f32> =
                 burn_out.permute([0, 2, 3, 1]).cast(FloatDType::F32).into_data().try_to_vec::<f32>().unwrap();
-            let mut choices = vec![("kiln tiled", KernelChoice::Tiled)];
+            let mut choices = vec![("kiln tiled".to_owned(), KernelChoice::Tiled)];
             if dtype == FloatDType::F16 {
-                choices.push(("kiln best (cmma where offered)", KernelChoice::Best));
-                if cout > 32 {
-                    choices.push(("kiln cmma, 32-channel blocks", KernelChoice::Cmma32));
+                choices.push(("kiln best (cmma where offered)".to_owned(), KernelChoice::Best));
+                for block in cmma_blocks(cout > 32) {
+                    choices.push((block_label(block), KernelChoice::Cmma(block)));
                 }
             }
             for (label, choice) in choices {
@@ -143,7 +144,7 @@ fn main() {
                 let (seconds, out) = time(&device, smoke, run);
                 let ours: Vec<f32> = out.cast(FloatDType::F32).into_data().try_to_vec::<f32>().unwrap();
                 let error = ours.iter().zip(&expected).map(|(a, b)| (a - b).abs()).fold(0.0f32, f32::max);
-                report(&gpu, &name, dtype, label, seconds, flops, Some(error));
+                report(&gpu, &name, dtype, &label, seconds, flops, Some(error));
             }
             device.memory_cleanup();
         }
@@ -200,12 +201,18 @@ fn networks(gpu: &Value, device: &Device, side: usize, precisions: &[FloatDType]
         };
         // One residual dense block as the network runs it (five convolutions in one workspace),
         // against the per-shape figures above, which time each convolution on its own.
-        let block = PackedDenseBlock::new(&rrdb.body[0].rdb1, KernelChoice::Best);
         let features = Tensor::<4>::random([1, side, side, 64], Distribution::Uniform(-1.0, 1.0), device).cast(dtype);
-        let (seconds, _) = time(device, false, || block.forward(features.clone()));
         let flops = 2.0 * (side * side * 9) as f64 * (64 + 96 + 128 + 160) as f64 * 32.0
             + 2.0 * (side * side * 9 * 192 * 64) as f64;
-        report(gpu, "rrdb.rdb dense block (conv1-5, as the network runs it)", dtype, "kiln best", seconds, flops, None);
+        let mut choices = vec![("kiln best".to_owned(), KernelChoice::Best)];
+        if dtype == FloatDType::F16 {
+            choices.extend(cmma_blocks(false).into_iter().map(|b| (block_label(b), KernelChoice::Cmma(b))));
+        }
+        for (label, choice) in &choices {
+            let block = PackedDenseBlock::new(&rrdb.body[0].rdb1, *choice);
+            let (seconds, _) = time(device, false, || block.forward(features.clone()));
+            report(gpu, "rrdb.rdb dense block (conv1-5, as the network runs it)", dtype, label, seconds, flops, None);
+        }
         let x = Tensor::<4>::random([1, 3, side, side], Distribution::Uniform(0.0, 1.0), device).cast(dtype);
         let mpx = (side * side) as f64 / 1e6;
         let fused_rrdb = FusedRrdbNet::new(&rrdb, KernelChoice::Best);
@@ -240,8 +247,52 @@ fn networks(gpu: &Value, device: &Device, side: usize, precisions: &[FloatDType]
                 );
             }
         }
+        // The networks on each tensor-core block shape (the output is checked above, on the best).
+        if dtype == FloatDType::F16 {
+            for block in cmma_blocks(false) {
+                let rrdb_net = FusedRrdbNet::new(&rrdb, KernelChoice::Cmma(block));
+                let compact_net = FusedCompactNet::new(&compact, KernelChoice::Cmma(block));
+                let runs: [(&str, Run); 2] = [
+                    ("x4plus", Box::new(|| rrdb_net.forward(x.clone()))),
+                    ("animevideov3", Box::new(|| compact_net.forward(x.clone()))),
+                ];
+                for (net, run) in runs {
+                    let (seconds, _) = time(device, false, run);
+                    println!(
+                        "{}",
+                        json!({
+                            "device": gpu["name"], "network": net, "dtype": "f16",
+                            "kernels": block_label(block), "input": format!("{side}x{side}"),
+                            "ms": seconds * 1e3, "mpx_per_s": mpx / seconds,
+                        })
+                    );
+                }
+            }
+        }
         device.memory_cleanup();
     }
+}
+
+/// The tensor-core block shapes compared with the one Kiln runs (`narrow`: with 32-channel
+/// blocks for convolutions of more than 32 outputs too).
+fn cmma_blocks(narrow: bool) -> Vec<CmmaBlock> {
+    let mut blocks = Vec::new();
+    for narrow in if narrow { vec![false, true] } else { vec![false] } {
+        for (planes, prefetch) in [(8, true), (8, false), (4, true), (4, false)] {
+            blocks.push(CmmaBlock { narrow, planes, prefetch });
+        }
+    }
+    blocks
+}
+
+fn block_label(block: CmmaBlock) -> String {
+    format!(
+        "kiln cmma, {} planes{}{}{}",
+        block.planes,
+        if block.prefetch { ", prefetch" } else { "" },
+        if block.narrow { ", 32-channel blocks" } else { "" },
+        if block == CmmaBlock::BEST { " (best)" } else { "" },
+    )
 }
 
 /// Seconds a run takes on the device: after one run that compiles and tunes, the mean of three

@@ -87,17 +87,34 @@ pub fn padded(out_channels: usize) -> usize {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum ConvKernel {
     Tiled,
-    Cmma,
-    /// The tensor-core kernel with 32-channel blocks whatever the output count (for comparing
-    /// its two block shapes).
-    Cmma32,
+    Cmma(CmmaBlock),
 }
 
 impl ConvKernel {
     /// The fastest form `client` runs, for f16 (`half`) or f32 storage.
     pub fn best(client: &Client, half: bool) -> Self {
-        if half && supports_cmma(client) { Self::Cmma } else { Self::Tiled }
+        if half && supports_cmma(client) { Self::Cmma(CmmaBlock::BEST) } else { Self::Tiled }
     }
+}
+
+/// The tensor-core kernel's block shape: 8 rows × 32 columns × 64 channels where there are more
+/// than 32 output channels, else 16 rows × 32 columns × 32 channels; input channels staged 16
+/// at a time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct CmmaBlock {
+    /// 32-channel blocks whatever the output count.
+    pub narrow: bool,
+    /// Planes (warps) a block: 8, each with eight 16×16 accumulators, or 4 with sixteen (each
+    /// weight fragment read from shared memory then feeds four MMAs instead of two).
+    pub planes: usize,
+    /// The next stage's loads held in registers while this stage's MMAs run (else a block
+    /// waits for its loads, and other blocks on the multiprocessor fill the time).
+    pub prefetch: bool,
+}
+
+impl CmmaBlock {
+    /// The shape Kiln runs (measured fastest on the H200: see docs/performance.md).
+    pub const BEST: Self = Self { narrow: false, planes: 8, prefetch: true };
 }
 
 /// f16 × f16 → f32 16×16×16 cooperative matrices on 32-wide planes.
@@ -118,8 +135,7 @@ pub fn supports_cmma(client: &Client) -> bool {
         && client.features().matmul.cmma.contains(&config)
 }
 
-/// The tensor-core kernel's output block: 8 rows × 32 columns × 64 channels, or 16 rows × 32
-/// columns × 32 channels (eight planes either way); input channels staged 16 at a time.
+/// Output rows of a tensor-core block with 64 and with 32 channels.
 const CMMA_ROWS: usize = 8;
 const CMMA_NARROW_ROWS: usize = 16;
 const CMMA_COLS: usize = 32;
@@ -127,15 +143,15 @@ const CMMA_BK: usize = 16;
 /// Shared-memory rows are padded by 8 halves (16 bytes) so that the 16 rows a fragment load
 /// reads fall in different banks.
 const CMMA_PAD: usize = 8;
-/// Shared memory of a block of `rows` × `bn` channels: the input halo and all nine taps'
-/// weights of a stage in f16, a 16×16 f32 tile per plane.
-const fn cmma_shared_bytes(rows: usize, bn: usize) -> usize {
-    let planes = rows * bn / 64;
+/// Shared memory of a block of `rows` × `bn` channels on `planes` planes: the input halo and
+/// all nine taps' weights of a stage in f16, a 16×16 f32 tile per plane.
+const fn cmma_shared_bytes(rows: usize, bn: usize, planes: usize) -> usize {
     ((rows + 2) * (CMMA_COLS + 2) * (CMMA_BK + CMMA_PAD) + 9 * CMMA_BK * (bn + CMMA_PAD)) * 2 + planes * 256 * 4
 }
-/// The larger of the two block shapes' (49 088 bytes: under the 48 KiB Vulkan devices offer).
+/// The largest of the block shapes' (49 088 bytes, eight planes of 64 channels: under the
+/// 48 KiB Vulkan devices offer).
 const CMMA_SHARED_BYTES: usize = {
-    let (wide, narrow) = (cmma_shared_bytes(CMMA_ROWS, 64), cmma_shared_bytes(CMMA_NARROW_ROWS, 32));
+    let (wide, narrow) = (cmma_shared_bytes(CMMA_ROWS, 64, 8), cmma_shared_bytes(CMMA_NARROW_ROWS, 32, 8));
     if wide > narrow { wide } else { narrow }
 };
 const TILED_BM: usize = 64;
@@ -152,10 +168,15 @@ pub fn launch<F: Float + CubeElement>(
     let g = geometry;
     assert!(g.kernel == 1 || g.kernel == 3, "only 1×1 and 3×3 convolutions");
     assert!(g.upsample == 1 || g.upsample == 2, "upsampling by 1 or 2");
-    let bn = if g.out_channels <= 32 || kernel == ConvKernel::Cmma32 { 32 } else { 64 };
-    // 32-channel blocks take twice the rows, so that eight planes share each stage's weights
+    let block = match kernel {
+        ConvKernel::Cmma(block) => block,
+        ConvKernel::Tiled => CmmaBlock::BEST,
+    };
+    let bn = if g.out_channels <= 32 || block.narrow { 32 } else { 64 };
+    // 32-channel blocks take twice the rows, so that as many planes share each stage's weights
     // (x4plus's dense-block convolutions: 27 % less network time than 8-row blocks on the H200).
     let rows = if bn == 32 { CMMA_NARROW_ROWS } else { CMMA_ROWS };
+    assert!(block.planes == 4 || block.planes == 8, "tensor-core blocks have 4 or 8 planes");
     let (residual, residual_len, residual_stride, has_residual) = match buffers.residual {
         Some((handle, len, stride)) => (handle, len, stride, true),
         // Not read: `has_residual` is false at compile time.
@@ -168,7 +189,7 @@ pub fn launch<F: Float + CubeElement>(
             let x = blocks.min(32768);
             CubeCount::Static(x as u32, g.out_channels.div_ceil(bn) as u32, blocks.div_ceil(x) as u32)
         }
-        ConvKernel::Cmma | ConvKernel::Cmma32 => CubeCount::Static(
+        ConvKernel::Cmma(_) => CubeCount::Static(
             g.out_width().div_ceil(CMMA_COLS) as u32,
             g.out_height().div_ceil(rows) as u32,
             (g.batch * g.out_channels.div_ceil(bn)) as u32,
@@ -177,7 +198,7 @@ pub fn launch<F: Float + CubeElement>(
     // 16-byte loads where every channel count, stride and offset the kernel reads by is a
     // multiple of 8 (all of RRDBNet's and the compact net's convolutions but the first and last).
     let vec = match kernel {
-        ConvKernel::Cmma | ConvKernel::Cmma32
+        ConvKernel::Cmma(_)
             if [g.in_channels, g.in_stride, buffers.weight_offset, buffers.input_len, buffers.weight_len]
                 .iter()
                 .all(|v| v % 8 == 0) =>
@@ -188,7 +209,7 @@ pub fn launch<F: Float + CubeElement>(
     };
     // 16-byte stores (and residual loads) where output channel groups of 8 are whole and aligned.
     let out_vec = match kernel {
-        ConvKernel::Cmma | ConvKernel::Cmma32
+        ConvKernel::Cmma(_)
             if [g.out_channels, g.out_stride, g.out_offset, buffers.output_len, residual_stride, residual_len]
                 .iter()
                 .all(|v| v % 8 == 0) =>
@@ -243,11 +264,10 @@ pub fn launch<F: Float + CubeElement>(
                 has_residual,
                 bn as u32,
             ),
-            ConvKernel::Cmma | ConvKernel::Cmma32 => conv_cmma::launch::<F>(
+            ConvKernel::Cmma(_) => conv_cmma::launch::<F>(
                 client,
                 count,
-                // 32 channels: a plane per two rows; 64: a plane per row.
-                CubeDim::new_2d(32, (rows * bn / 64) as u32),
+                CubeDim::new_2d(32, block.planes as u32),
                 vec,
                 out_vec,
                 input,
@@ -262,8 +282,10 @@ pub fn launch<F: Float + CubeElement>(
                 has_residual,
                 vec as u32,
                 out_vec as u32,
-                bn == 64,
+                bn as u32,
                 rows as u32,
+                block.planes as u32,
+                block.prefetch,
             ),
         }
     }
@@ -490,12 +512,14 @@ fn conv_tiled<F: Float>(
 }
 
 /// Tensor-core implicit GEMM on a 2D block: `rows` output rows × 32 columns × `bn` output
-/// channels per cube (`wide`: 64 channels, a plane per row; else 32 channels, a plane per two
-/// rows), each plane (warp) owning eight 16×16 f32 accumulators. Each stage loads the block's
-/// input halo (`rows + 2` × 34 pixels × 16 channels) and the nine taps' weights once (fetched
-/// into registers during the previous stage's MMAs); every tap then reads its
-/// shifted window of the halo straight into fragments (rows: 16 neighbouring pixels; columns:
-/// the 16 channels), so the input is read from memory once per stage, not once per tap.
+/// channels per cube, split over `planes` planes (warps) of `rows / planes` rows each; a plane
+/// owns a 16×16 f32 accumulator for each of its rows' two 16-column segments and each 16
+/// channels of the block. Each stage loads the block's input halo (`rows + 2` × 34 pixels × 16
+/// channels) and the nine taps' weights once (with `prefetch`, fetched into registers during the
+/// previous stage's MMAs); every tap then reads its shifted window of the halo straight into
+/// fragments (rows: 16 neighbouring pixels; columns: the 16 channels), so the input is read from
+/// memory once per stage, not once per tap. A plane reads each tap's weight fragments once for
+/// all of its rows: more rows a plane, fewer shared-memory reads per MMA.
 ///
 /// `N` is the vector width of `input` and `weight` loads (8 f16 = 16 bytes where channel counts,
 /// strides and offsets allow, else 1), `vec` the same number at compile time; `M` and `out_vec`
@@ -514,16 +538,18 @@ fn conv_cmma<F: Float, N: Size, M: Size>(
     #[comptime] has_residual: bool,
     #[comptime] vec: u32,
     #[comptime] out_vec: u32,
-    #[comptime] wide: bool,
+    #[comptime] bn: u32,
     #[comptime] rows: u32,
+    #[comptime] planes: u32,
+    #[comptime] prefetch: bool,
 ) {
     let cols = comptime!(CMMA_COLS as u32);
-    let bn = comptime!(if wide { 64u32 } else { 32u32 });
     let bk = comptime!(CMMA_BK as u32);
     // Padded strides, in elements: a halo pixel's channels and a weight row.
     let ks = comptime!((CMMA_BK + CMMA_PAD) as u32);
     let ns = comptime!(bn + CMMA_PAD as u32);
-    let planes = comptime!(if wide { rows } else { rows / 2 });
+    let plane_rows = comptime!(rows / planes);
+    let nb = comptime!(bn / 16);
     let threads = comptime!(32 * planes);
     let taps = comptime!(kernel * kernel);
     let halo_w = comptime!(cols + kernel - 1);
@@ -541,29 +567,43 @@ fn conv_cmma<F: Float, N: Size, M: Size>(
     let warp = UNIT_POS_Y;
     let half_k = comptime!((kernel / 2) as i32);
 
-    // Eight accumulators: wide, acc{s·4 + j} is column segment s, channel quarter j of the
-    // plane's row; narrow, acc{r·4 + s·2 + j} is row r of its two, segment s, channel half j.
-    let acc0 = zero_tile();
-    let acc1 = zero_tile();
-    let acc2 = zero_tile();
-    let acc3 = zero_tile();
-    let acc4 = zero_tile();
-    let acc5 = zero_tile();
-    let acc6 = zero_tile();
-    let acc7 = zero_tile();
+    // Accumulator (r · 2 + s) · nb + j: the plane's row r, column segment s, channels 16·j.
+    let mut acc = Sequence::<cmma::Matrix<f32>>::new();
+    #[unroll]
+    for _ in 0..comptime!(plane_rows * 2 * nb) {
+        acc.push(zero_tile());
+    }
 
-    // Software pipelining: the next stage's halo and weights are fetched into registers while
-    // this stage's MMAs run, and placed in shared memory after them.
+    // Software pipelining (with `prefetch`): the next stage's halo and weights are fetched into
+    // registers while this stage's MMAs run, and placed in shared memory after them.
     let halo_len = comptime!(halo_h * halo_w * bk / vec);
     let weight_len = comptime!(taps * bk * bn / vec);
     let mut halo_regs = Array::<Vector<F, N>>::new(comptime!(halo_len.div_ceil(threads) as usize));
     let mut weight_regs = Array::<Vector<F, N>>::new(comptime!(weight_len.div_ceil(threads) as usize));
     let corner = Corner { image, y: y0 as i32 - half_k, x: x0 as i32 - half_k, n: n0 };
-    fetch_halo::<F, N>(input, &shape, &corner, &mut halo_regs, unit, 0, upsample, vec, halo_w, threads, halo_len);
-    fetch_weights::<F, N>(weight, &shape, &corner, &mut weight_regs, unit, 0, bn, vec, threads, weight_len);
+    if comptime!(prefetch) {
+        fetch_halo::<F, N>(input, &shape, &corner, &mut halo_regs, unit, 0, upsample, vec, halo_w, threads, halo_len);
+        fetch_weights::<F, N>(weight, &shape, &corner, &mut weight_regs, unit, 0, bn, vec, threads, weight_len);
+    }
 
     let mut c0 = 0u32;
     while c0 < shape.in_channels {
+        if comptime!(!prefetch) {
+            fetch_halo::<F, N>(
+                input,
+                &shape,
+                &corner,
+                &mut halo_regs,
+                unit,
+                c0,
+                upsample,
+                vec,
+                halo_w,
+                threads,
+                halo_len,
+            );
+            fetch_weights::<F, N>(weight, &shape, &corner, &mut weight_regs, unit, c0, bn, vec, threads, weight_len);
+        }
         // The halo: channel fastest, each pixel's 16 channels in a padded row.
         #[unroll]
         for s in 0..comptime!(halo_len.div_ceil(threads)) {
@@ -584,21 +624,34 @@ fn conv_cmma<F: Float, N: Size, M: Size>(
         }
         sync_cube();
         let next = c0 + bk;
-        if next < shape.in_channels {
-            fetch_halo::<F, N>(
-                input,
-                &shape,
-                &corner,
-                &mut halo_regs,
-                unit,
-                next,
-                upsample,
-                vec,
-                halo_w,
-                threads,
-                halo_len,
-            );
-            fetch_weights::<F, N>(weight, &shape, &corner, &mut weight_regs, unit, next, bn, vec, threads, weight_len);
+        if comptime!(prefetch) {
+            if next < shape.in_channels {
+                fetch_halo::<F, N>(
+                    input,
+                    &shape,
+                    &corner,
+                    &mut halo_regs,
+                    unit,
+                    next,
+                    upsample,
+                    vec,
+                    halo_w,
+                    threads,
+                    halo_len,
+                );
+                fetch_weights::<F, N>(
+                    weight,
+                    &shape,
+                    &corner,
+                    &mut weight_regs,
+                    unit,
+                    next,
+                    bn,
+                    vec,
+                    threads,
+                    weight_len,
+                );
+            }
         }
         #[unroll]
         for tap in 0..taps {
@@ -610,40 +663,24 @@ fn conv_cmma<F: Float, N: Size, M: Size>(
             let q = comptime!((16 / vec) as usize);
             let a_len = comptime!((15 * ks / vec + 16 / vec) as usize);
             let seg = comptime!(16 * ks / vec);
-            let b0 = fragment::<F, N>(cmma::MatrixIdent::B, &weights[b_at..b_at + b_len], ns);
-            let b1 = fragment::<F, N>(cmma::MatrixIdent::B, &weights[b_at + q..b_at + q + b_len], ns);
-            if comptime!(wide) {
-                let b2 = fragment::<F, N>(cmma::MatrixIdent::B, &weights[b_at + 2 * q..b_at + 2 * q + b_len], ns);
-                let b3 = fragment::<F, N>(cmma::MatrixIdent::B, &weights[b_at + 3 * q..b_at + 3 * q + b_len], ns);
-                let a0 = ((warp + ky) * halo_w + kx) * comptime!(ks / vec);
-                let a1 = a0 + seg;
-                let a = fragment::<F, N>(cmma::MatrixIdent::A, &halo[a0 as usize..a0 as usize + a_len], ks);
-                cmma::execute(&a, &b0, &acc0, &acc0);
-                cmma::execute(&a, &b1, &acc1, &acc1);
-                cmma::execute(&a, &b2, &acc2, &acc2);
-                cmma::execute(&a, &b3, &acc3, &acc3);
-                let a = fragment::<F, N>(cmma::MatrixIdent::A, &halo[a1 as usize..a1 as usize + a_len], ks);
-                cmma::execute(&a, &b0, &acc4, &acc4);
-                cmma::execute(&a, &b1, &acc5, &acc5);
-                cmma::execute(&a, &b2, &acc6, &acc6);
-                cmma::execute(&a, &b3, &acc7, &acc7);
-            } else {
-                let a00 = ((warp * 2 + ky) * halo_w + kx) * comptime!(ks / vec);
-                let a01 = a00 + seg;
-                let a10 = a00 + halo_w * comptime!(ks / vec);
-                let a11 = a10 + seg;
-                let a = fragment::<F, N>(cmma::MatrixIdent::A, &halo[a00 as usize..a00 as usize + a_len], ks);
-                cmma::execute(&a, &b0, &acc0, &acc0);
-                cmma::execute(&a, &b1, &acc1, &acc1);
-                let a = fragment::<F, N>(cmma::MatrixIdent::A, &halo[a01 as usize..a01 as usize + a_len], ks);
-                cmma::execute(&a, &b0, &acc2, &acc2);
-                cmma::execute(&a, &b1, &acc3, &acc3);
-                let a = fragment::<F, N>(cmma::MatrixIdent::A, &halo[a10 as usize..a10 as usize + a_len], ks);
-                cmma::execute(&a, &b0, &acc4, &acc4);
-                cmma::execute(&a, &b1, &acc5, &acc5);
-                let a = fragment::<F, N>(cmma::MatrixIdent::A, &halo[a11 as usize..a11 as usize + a_len], ks);
-                cmma::execute(&a, &b0, &acc6, &acc6);
-                cmma::execute(&a, &b1, &acc7, &acc7);
+            let mut b = Sequence::<cmma::Matrix<Vector<F, N>>>::new();
+            #[unroll]
+            for j in 0..nb {
+                let at = b_at + comptime!(j as usize) * q;
+                b.push(fragment::<F, N>(cmma::MatrixIdent::B, &weights[at..at + b_len], ns));
+            }
+            #[unroll]
+            for r in 0..plane_rows {
+                #[unroll]
+                for s in 0..2u32 {
+                    let a0 = ((warp * plane_rows + r + ky) * halo_w + kx) * comptime!(ks / vec) + s * seg;
+                    let a = fragment::<F, N>(cmma::MatrixIdent::A, &halo[a0 as usize..a0 as usize + a_len], ks);
+                    #[unroll]
+                    for j in 0..nb {
+                        let i = comptime!(((r * 2 + s) * nb + j) as usize);
+                        cmma::execute(&a, b.index(comptime!(j as usize)), acc.index(i), acc.index(i));
+                    }
+                }
             }
         }
         sync_cube();
@@ -652,143 +689,31 @@ fn conv_cmma<F: Float, N: Size, M: Size>(
 
     // Each plane drains its accumulators one 16×16 tile at a time through its own scratch.
     let at = (warp * 256) as usize;
-    // (row, column, channel) of each accumulator's first output.
-    let oy = if comptime!(wide) { y0 + warp } else { y0 + warp * 2 };
-    let (s1, j1) = (16u32, 16u32);
-    let (j2, j3) = if comptime!(wide) { (32u32, 48u32) } else { (0u32, 16u32) };
-    let (r4, x4) = if comptime!(wide) { (0u32, 16u32) } else { (1u32, 0u32) };
-    drain::<F, M>(
-        &acc0,
-        &mut scratch,
-        at,
-        output,
-        bias,
-        slope,
-        residual,
-        &shape,
-        image,
-        oy,
-        x0,
-        n0,
-        has_residual,
-        out_vec,
-    );
-    drain::<F, M>(
-        &acc1,
-        &mut scratch,
-        at,
-        output,
-        bias,
-        slope,
-        residual,
-        &shape,
-        image,
-        oy,
-        x0,
-        n0 + j1,
-        has_residual,
-        out_vec,
-    );
-    // Narrow: acc2/acc3 are segment 1 of row 0; wide: channel quarters 2 and 3 of segment 0.
-    let (x23, n2) = if comptime!(wide) { (x0, n0 + j2) } else { (x0 + s1, n0 + j2) };
-    drain::<F, M>(
-        &acc2,
-        &mut scratch,
-        at,
-        output,
-        bias,
-        slope,
-        residual,
-        &shape,
-        image,
-        oy,
-        x23,
-        n2,
-        has_residual,
-        out_vec,
-    );
-    drain::<F, M>(
-        &acc3,
-        &mut scratch,
-        at,
-        output,
-        bias,
-        slope,
-        residual,
-        &shape,
-        image,
-        oy,
-        x23,
-        n0 + j3,
-        has_residual,
-        out_vec,
-    );
-    // Narrow: acc4..7 are row 1 (segments 0, 1); wide: segment 1, quarters 0..3.
-    drain::<F, M>(
-        &acc4,
-        &mut scratch,
-        at,
-        output,
-        bias,
-        slope,
-        residual,
-        &shape,
-        image,
-        oy + r4,
-        x0 + x4,
-        n0,
-        has_residual,
-        out_vec,
-    );
-    drain::<F, M>(
-        &acc5,
-        &mut scratch,
-        at,
-        output,
-        bias,
-        slope,
-        residual,
-        &shape,
-        image,
-        oy + r4,
-        x0 + x4,
-        n0 + j1,
-        has_residual,
-        out_vec,
-    );
-    let (x67, n6) = if comptime!(wide) { (x0 + 16, n0 + j2) } else { (x0 + s1, n0) };
-    drain::<F, M>(
-        &acc6,
-        &mut scratch,
-        at,
-        output,
-        bias,
-        slope,
-        residual,
-        &shape,
-        image,
-        oy + r4,
-        x67,
-        n6,
-        has_residual,
-        out_vec,
-    );
-    drain::<F, M>(
-        &acc7,
-        &mut scratch,
-        at,
-        output,
-        bias,
-        slope,
-        residual,
-        &shape,
-        image,
-        oy + r4,
-        x67,
-        n6 + 16,
-        has_residual,
-        out_vec,
-    );
+    #[unroll]
+    for r in 0..plane_rows {
+        #[unroll]
+        for s in 0..2u32 {
+            #[unroll]
+            for j in 0..nb {
+                drain::<F, M>(
+                    acc.index(comptime!(((r * 2 + s) * nb + j) as usize)),
+                    &mut scratch,
+                    at,
+                    output,
+                    bias,
+                    slope,
+                    residual,
+                    &shape,
+                    image,
+                    y0 + warp * plane_rows + r,
+                    x0 + s * 16,
+                    n0 + j * 16,
+                    has_residual,
+                    out_vec,
+                );
+            }
+        }
+    }
 }
 
 /// Where a block's input halo starts (image, row and column, possibly outside the image) and

@@ -16,7 +16,7 @@ use burn_cubecl::kernel::into_contiguous;
 use burn_cubecl::ops::numeric::empty_device_dtype;
 use burn_cubecl::tensor::CubeTensor;
 
-use conv::{ConvBuffers, ConvGeometry, ConvKernel};
+use conv::{CmmaBlock, ConvBuffers, ConvGeometry, ConvKernel};
 
 /// Which convolution kernel form an operation uses.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -26,8 +26,8 @@ pub enum KernelChoice {
     Best,
     /// The register-tiled kernel (every device, every dtype).
     Tiled,
-    /// The tensor-core kernel in 32-channel blocks (where it runs; else as `Best`).
-    Cmma32,
+    /// The tensor-core kernel with this block shape (where it runs; else as `Best`).
+    Cmma(CmmaBlock),
 }
 
 /// A convolution's fixed parameters: `out = act(conv(input) + bias) · scale (+ residual)`.
@@ -130,8 +130,8 @@ fn kernel_for(tensor: &CubeTensor, choice: KernelChoice) -> ConvKernel {
     match choice {
         KernelChoice::Best => ConvKernel::best(&tensor.client, tensor.dtype == DType::F16),
         KernelChoice::Tiled => ConvKernel::Tiled,
-        KernelChoice::Cmma32 => match ConvKernel::best(&tensor.client, tensor.dtype == DType::F16) {
-            ConvKernel::Cmma => ConvKernel::Cmma32,
+        KernelChoice::Cmma(block) => match ConvKernel::best(&tensor.client, tensor.dtype == DType::F16) {
+            ConvKernel::Cmma(_) => ConvKernel::Cmma(block),
             other => other,
         },
     }
