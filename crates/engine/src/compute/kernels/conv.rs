@@ -624,6 +624,7 @@ fn conv_cmma<F: Float, N: Size, M: Size>(
         }
         sync_cube();
         let next = c0 + bk;
+        // Two `if`s: the outer is settled when the kernel is compiled, the inner when it runs.
         if comptime!(prefetch) {
             if next < shape.in_channels {
                 fetch_halo::<F, N>(
