@@ -273,11 +273,11 @@ fn networks(gpu: &Value, device: &Device, side: usize, precisions: &[FloatDType]
     }
 }
 
-/// The tensor-core block shapes compared with the one Kiln runs (`narrow`: with 32-channel
-/// blocks for convolutions of more than 32 outputs too).
-fn cmma_blocks(narrow: bool) -> Vec<CmmaBlock> {
+/// The tensor-core block shapes compared with the one Kiln runs (`with_narrow`: also with
+/// 32-channel blocks, for convolutions of more than 32 outputs).
+fn cmma_blocks(with_narrow: bool) -> Vec<CmmaBlock> {
     let mut blocks = Vec::new();
-    for narrow in if narrow { vec![false, true] } else { vec![false] } {
+    for narrow in if with_narrow { vec![false, true] } else { vec![false] } {
         for (planes, prefetch) in [(8, true), (8, false), (4, true), (4, false)] {
             blocks.push(CmmaBlock { narrow, planes, prefetch });
         }

@@ -168,15 +168,11 @@ pub fn launch<F: Float + CubeElement>(
     let g = geometry;
     assert!(g.kernel == 1 || g.kernel == 3, "only 1×1 and 3×3 convolutions");
     assert!(g.upsample == 1 || g.upsample == 2, "upsampling by 1 or 2");
-    let block = match kernel {
-        ConvKernel::Cmma(block) => block,
-        ConvKernel::Tiled => CmmaBlock::BEST,
-    };
-    let bn = if g.out_channels <= 32 || block.narrow { 32 } else { 64 };
+    let narrow = matches!(kernel, ConvKernel::Cmma(block) if block.narrow);
+    let bn = if g.out_channels <= 32 || narrow { 32 } else { 64 };
     // 32-channel blocks take twice the rows, so that as many planes share each stage's weights
     // (x4plus's dense-block convolutions: 27 % less network time than 8-row blocks on the H200).
     let rows = if bn == 32 { CMMA_NARROW_ROWS } else { CMMA_ROWS };
-    assert!(block.planes == 4 || block.planes == 8, "tensor-core blocks have 4 or 8 planes");
     let (residual, residual_len, residual_stride, has_residual) = match buffers.residual {
         Some((handle, len, stride)) => (handle, len, stride, true),
         // Not read: `has_residual` is false at compile time.
@@ -264,29 +260,32 @@ pub fn launch<F: Float + CubeElement>(
                 has_residual,
                 bn as u32,
             ),
-            ConvKernel::Cmma(_) => conv_cmma::launch::<F>(
-                client,
-                count,
-                CubeDim::new_2d(32, block.planes as u32),
-                vec,
-                out_vec,
-                input,
-                weight,
-                bias,
-                slope,
-                residual,
-                output,
-                shape,
-                g.kernel as u32,
-                g.upsample as u32,
-                has_residual,
-                vec as u32,
-                out_vec as u32,
-                bn as u32,
-                rows as u32,
-                block.planes as u32,
-                block.prefetch,
-            ),
+            ConvKernel::Cmma(block) => {
+                assert!(block.planes == 4 || block.planes == 8, "tensor-core blocks have 4 or 8 planes");
+                conv_cmma::launch::<F>(
+                    client,
+                    count,
+                    CubeDim::new_2d(32, block.planes as u32),
+                    vec,
+                    out_vec,
+                    input,
+                    weight,
+                    bias,
+                    slope,
+                    residual,
+                    output,
+                    shape,
+                    g.kernel as u32,
+                    g.upsample as u32,
+                    has_residual,
+                    vec as u32,
+                    out_vec as u32,
+                    bn as u32,
+                    rows as u32,
+                    block.planes as u32,
+                    block.prefetch,
+                )
+            }
         }
     }
 }
