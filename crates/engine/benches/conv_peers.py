@@ -9,6 +9,7 @@ fields, so the two outputs sit side by side.
 Needs PyTorch with CUDA (the lent H200's); not part of the test suite.
 """
 import json
+import math
 import sys
 import time
 
@@ -33,10 +34,19 @@ SHAPES = [
 ]
 
 
-def best_seconds(fn, reps=10):
-    """As conv_speed: the best of three batches of `reps` runs, one synchronisation a batch."""
+def best_seconds(fn):
+    """As conv_speed: after at least WARM_S seconds of runs (the GPU's clocks rise from idle
+    over tens of milliseconds; shorter runs time a slower GPU), the best of three batches of at
+    least BATCH_S seconds each, one synchronisation a batch."""
     fn()
     torch.cuda.synchronize()
+    runs, t = 0, time.perf_counter()
+    while time.perf_counter() - t < WARM_S:
+        for _ in range(5):
+            fn()
+        torch.cuda.synchronize()
+        runs += 5
+    reps = max(10, min(1000, math.ceil(BATCH_S / ((time.perf_counter() - t) / runs))))
     best = float("inf")
     for _ in range(3):
         t = time.perf_counter()
@@ -47,6 +57,7 @@ def best_seconds(fn, reps=10):
     return best
 
 
+WARM_S, BATCH_S = 0.3, 0.05
 torch.backends.cudnn.benchmark = True
 torch.backends.cudnn.allow_tf32 = False
 torch.backends.cuda.matmul.allow_tf32 = False

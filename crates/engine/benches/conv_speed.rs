@@ -21,7 +21,7 @@ use std::time::Instant;
 
 use burn::tensor::module::conv2d;
 use burn::tensor::ops::ConvOptions;
-use burn::tensor::{DType, Device, Distribution, FloatDType, Tensor};
+use burn::tensor::{DType, Device, Distribution, FloatDType, ProfileOptions, Tensor, TimingMethod};
 use kiln_engine::compute::kernels::conv::CmmaBlock;
 use kiln_engine::compute::kernels::{self, ConvOp, KernelChoice};
 use serde_json::{Value, json};
@@ -141,10 +141,10 @@ fn main() {
             for (label, choice) in choices {
                 let op = ConvOp { upsample, choice, ..ConvOp::new(3) };
                 let run = || kernels::conv(nhwc.clone(), packed.clone(), bias.clone(), slope.clone(), op);
-                let (seconds, out) = time(&device, smoke, run);
+                let (timing, out) = time(&device, smoke, run);
                 let ours: Vec<f32> = out.cast(FloatDType::F32).into_data().try_to_vec::<f32>().unwrap();
                 let error = ours.iter().zip(&expected).map(|(a, b)| (a - b).abs()).fold(0.0f32, f32::max);
-                report(&gpu, &name, dtype, &label, seconds, flops, Some(error));
+                report(&gpu, &name, dtype, &label, timing, flops, Some(error));
             }
             device.memory_cleanup();
         }
@@ -210,44 +210,39 @@ fn networks(gpu: &Value, device: &Device, side: usize, precisions: &[FloatDType]
         }
         for (label, choice) in &choices {
             let block = PackedDenseBlock::new(&rrdb.body[0].rdb1, *choice);
-            let (seconds, _) = time(device, false, || block.forward(features.clone()));
-            report(gpu, "rrdb.rdb dense block (conv1-5, as the network runs it)", dtype, label, seconds, flops, None);
+            let (timing, _) = time(device, false, || block.forward(features.clone()));
+            report(gpu, "rrdb.rdb dense block (conv1-5, as the network runs it)", dtype, label, timing, flops, None);
         }
         let x = Tensor::<4>::random([1, 3, side, side], Distribution::Uniform(0.0, 1.0), device).cast(dtype);
-        let mpx = (side * side) as f64 / 1e6;
         let fused_rrdb = FusedRrdbNet::new(&rrdb, KernelChoice::Best);
         let fused_compact = FusedCompactNet::new(&compact, KernelChoice::Best);
-        type Run<'a> = Box<dyn Fn() -> Tensor<4> + 'a>;
+        type Run<'a> = Box<dyn Fn() -> Tensor<4> + Sync + 'a>;
         let pairs: Vec<(&str, Run, Run)> = vec![
             ("x4plus", Box::new(|| rrdb.forward(x.clone())), Box::new(|| fused_rrdb.forward(x.clone()))),
             ("animevideov3", Box::new(|| compact.forward(x.clone())), Box::new(|| fused_compact.forward(x.clone()))),
         ];
+        let values =
+            |t: &Tensor<4>| -> Vec<f32> { t.clone().cast(FloatDType::F32).into_data().try_to_vec::<f32>().unwrap() };
+        let largest_difference =
+            |a: &[f32], b: &[f32]| a.iter().zip(b).map(|(a, b)| (a - b).abs()).fold(0.0f32, f32::max);
+        // Each network's output on Kiln's default kernels, to check the other block shapes by.
+        let mut outputs = Vec::new();
         for (net, burn_run, kiln_run) in pairs {
             // burn's direct f32 kernel takes about a minute a run of x4plus.
             let skip_burn = dtype == FloatDType::F32 && net == "x4plus" && side > 256;
             let burn = (!skip_burn).then(|| time(device, false, burn_run));
             let kiln = time(device, false, kiln_run);
-            let values = |t: &Tensor<4>| -> Vec<f32> {
-                t.clone().cast(FloatDType::F32).into_data().try_to_vec::<f32>().unwrap()
-            };
+            let ours = values(&kiln.1);
             // The two implementations on the same weights: the largest difference (random
             // weights keep values near 0..1).
-            let difference = burn.as_ref().map(|(_, out)| {
-                values(out).iter().zip(values(&kiln.1)).map(|(a, b)| (a - b).abs()).fold(0.0f32, f32::max)
-            });
-            for (kernels, seconds) in [("burn ops", burn.as_ref().map(|b| b.0)), ("kiln kernels", Some(kiln.0))] {
-                let Some(seconds) = seconds else { continue };
-                println!(
-                    "{}",
-                    json!({
-                        "device": gpu["name"], "network": net, "dtype": format!("{dtype:?}").to_lowercase(),
-                        "kernels": kernels, "input": format!("{side}x{side}"), "ms": seconds * 1e3,
-                        "mpx_per_s": mpx / seconds, "max_abs_diff_kiln_vs_burn": difference,
-                    })
-                );
+            let difference = burn.as_ref().map(|(_, out)| largest_difference(&values(out), &ours));
+            for (kernels, timing) in [("burn ops", burn.as_ref().map(|b| b.0)), ("kiln kernels", Some(kiln.0))] {
+                let Some(timing) = timing else { continue };
+                report_network(gpu, net, dtype, kernels, side, timing, difference);
             }
+            outputs.push(ours);
         }
-        // The networks on each tensor-core block shape (the output is checked above, on the best).
+        // The networks on each tensor-core block shape, checked against the default's output.
         if dtype == FloatDType::F16 {
             for block in cmma_blocks(false) {
                 let rrdb_net = FusedRrdbNet::new(&rrdb, KernelChoice::Cmma(block));
@@ -256,16 +251,10 @@ fn networks(gpu: &Value, device: &Device, side: usize, precisions: &[FloatDType]
                     ("x4plus", Box::new(|| rrdb_net.forward(x.clone()))),
                     ("animevideov3", Box::new(|| compact_net.forward(x.clone()))),
                 ];
-                for (net, run) in runs {
-                    let (seconds, _) = time(device, false, run);
-                    println!(
-                        "{}",
-                        json!({
-                            "device": gpu["name"], "network": net, "dtype": "f16",
-                            "kernels": block_label(block), "input": format!("{side}x{side}"),
-                            "ms": seconds * 1e3, "mpx_per_s": mpx / seconds,
-                        })
-                    );
+                for ((net, run), expected) in runs.into_iter().zip(&outputs) {
+                    let (timing, out) = time(device, false, run);
+                    let difference = largest_difference(&values(&out), expected);
+                    report_network(gpu, net, dtype, &block_label(block), side, timing, Some(difference));
                 }
             }
         }
@@ -278,8 +267,15 @@ fn networks(gpu: &Value, device: &Device, side: usize, precisions: &[FloatDType]
 fn cmma_blocks(with_narrow: bool) -> Vec<CmmaBlock> {
     let mut blocks = Vec::new();
     for narrow in if with_narrow { vec![false, true] } else { vec![false] } {
-        for (planes, prefetch) in [(8, true), (8, false), (4, true), (4, false)] {
-            blocks.push(CmmaBlock { narrow, planes, prefetch });
+        for (planes, prefetch, stacked) in [
+            (8, true, false),
+            (8, false, false),
+            (8, true, true),
+            (8, false, true),
+            (4, true, false),
+            (4, false, false),
+        ] {
+            blocks.push(CmmaBlock { narrow, planes, prefetch, stacked });
         }
     }
     blocks
@@ -287,34 +283,77 @@ fn cmma_blocks(with_narrow: bool) -> Vec<CmmaBlock> {
 
 fn block_label(block: CmmaBlock) -> String {
     format!(
-        "kiln cmma, {} planes{}{}{}",
+        "kiln cmma, {} planes{}{}{}{}",
         block.planes,
+        if block.stacked { " stacked" } else { "" },
         if block.prefetch { ", prefetch" } else { "" },
         if block.narrow { ", 32-channel blocks" } else { "" },
         if block == CmmaBlock::BEST { " (best)" } else { "" },
     )
 }
 
-/// Seconds a run takes on the device: after one run that compiles and tunes, the mean of three
-/// batches of `reps` runs queued back to back with one synchronisation each (the smallest of
-/// the three), so that the round trip of a synchronisation is not counted per run.
-fn time(device: &Device, smoke: bool, run: impl Fn() -> Tensor<4>) -> (f64, Tensor<4>) {
-    let mut out = run();
-    device.sync().unwrap();
-    let reps = if smoke { 1 } else { 10 };
-    let mut best = f64::INFINITY;
-    for _ in 0..if smoke { 1 } else { 3 } {
-        let started = Instant::now();
-        for _ in 0..reps {
-            out = run();
-        }
-        device.sync().unwrap();
-        best = best.min(started.elapsed().as_secs_f64() / reps as f64);
-    }
-    (best, out)
+/// How long one run takes: `wall`, host-clock seconds, and `device`, the device's own clock
+/// (timestamp queries: what the GPU spent, without the host's launch overhead), where the device
+/// has one. After one run that compiles and tunes, runs go on for at least [`WARM_SECONDS`]
+/// (a GPU's clocks rise from idle over tens of milliseconds: a short burst of runs times a
+/// slower GPU, by up to 2× on the H200), then three batches of at least [`BATCH_SECONDS`] each
+/// are queued back to back with one synchronisation a batch; each figure is the fastest batch
+/// divided by its runs.
+#[derive(Clone, Copy)]
+struct Timing {
+    wall: f64,
+    device: Option<f64>,
 }
 
-fn report(gpu: &Value, name: &str, dtype: FloatDType, kernel: &str, seconds: f64, flops: f64, error: Option<f32>) {
+const WARM_SECONDS: f64 = 0.3;
+const BATCH_SECONDS: f64 = 0.05;
+
+fn time(device: &Device, smoke: bool, run: impl Fn() -> Tensor<4> + Sync) -> (Timing, Tensor<4>) {
+    let mut out = run();
+    device.sync().unwrap();
+    let (reps, batches) = if smoke {
+        (1, 1)
+    } else {
+        let started = Instant::now();
+        let mut runs = 0;
+        while started.elapsed().as_secs_f64() < WARM_SECONDS {
+            for _ in 0..5 {
+                out = run();
+            }
+            device.sync().unwrap();
+            runs += 5;
+        }
+        let each = started.elapsed().as_secs_f64() / runs as f64;
+        ((BATCH_SECONDS / each).ceil().clamp(10.0, 1000.0) as usize, 3)
+    };
+    let mut wall = f64::INFINITY;
+    let mut on_device: Option<f64> = None;
+    for _ in 0..batches {
+        let started = Instant::now();
+        // `flush`: fusion's last queued operations run inside the window, not after it.
+        let (last, duration) = device
+            .profile_with(ProfileOptions::default().flush(), || {
+                let mut last = run();
+                for _ in 1..reps {
+                    last = run();
+                }
+                last
+            })
+            .expect("a profile window opens and closes");
+        device.sync().unwrap();
+        wall = wall.min(started.elapsed().as_secs_f64() / reps as f64);
+        out = last;
+        if duration.timing_method() == TimingMethod::Device
+            && let Some(ticks) = pollster::block_on(duration.resolve())
+        {
+            let seconds = ticks.duration().as_secs_f64() / reps as f64;
+            on_device = Some(on_device.map_or(seconds, |best| best.min(seconds)));
+        }
+    }
+    (Timing { wall, device: on_device }, out)
+}
+
+fn report(gpu: &Value, name: &str, dtype: FloatDType, kernel: &str, timing: Timing, flops: f64, error: Option<f32>) {
     println!(
         "{}",
         json!({
@@ -322,9 +361,32 @@ fn report(gpu: &Value, name: &str, dtype: FloatDType, kernel: &str, seconds: f64
             "conv": name,
             "dtype": format!("{dtype:?}").to_lowercase(),
             "kernel": kernel,
-            "ms": seconds * 1e3,
-            "tflops": flops / seconds / 1e12,
+            "ms": timing.wall * 1e3,
+            "tflops": flops / timing.wall / 1e12,
+            "device_ms": timing.device.map(|s| s * 1e3),
+            "device_tflops": timing.device.map(|s| flops / s / 1e12),
             "max_abs_diff_vs_burn": error,
+        })
+    );
+}
+
+fn report_network(
+    gpu: &Value,
+    net: &str,
+    dtype: FloatDType,
+    kernels: &str,
+    side: usize,
+    timing: Timing,
+    difference: Option<f32>,
+) {
+    let mpx = (side * side) as f64 / 1e6;
+    println!(
+        "{}",
+        json!({
+            "device": gpu["name"], "network": net, "dtype": format!("{dtype:?}").to_lowercase(),
+            "kernels": kernels, "input": format!("{side}x{side}"), "ms": timing.wall * 1e3,
+            "mpx_per_s": mpx / timing.wall, "device_ms": timing.device.map(|s| s * 1e3),
+            "device_mpx_per_s": timing.device.map(|s| mpx / s), "max_abs_diff": difference,
         })
     );
 }

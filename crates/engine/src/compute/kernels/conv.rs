@@ -6,7 +6,9 @@
 //! - **cooperative matrices** (`cmma`, tensor cores) where the device offers 16×16×16 f16
 //!   fragments with f32 accumulators and 32-wide planes: blocks of 8 output rows × 32 columns
 //!   × 64 channels (16 rows for 32 channels), whose input halo each stage loads once for all
-//!   nine taps, the next stage's loads in flight while this stage's MMAs run;
+//!   nine taps, the next stage's loads in flight while this stage's MMAs run; each plane owns 4
+//!   rows × 16 columns × 32 channels and reads each halo row's fragment once for every tap row
+//!   that needs it;
 //! - **a register-tiled fallback** everywhere else (f32, lavapipe, Metal and DX12 without
 //!   cooperative matrices): 64 pixels × 32 or 64 channels a block, staged in shared memory,
 //!   4×4 outputs per thread.
@@ -110,11 +112,17 @@ pub struct CmmaBlock {
     /// The next stage's loads held in registers while this stage's MMAs run (else a block
     /// waits for its loads, and other blocks on the multiprocessor fill the time).
     pub prefetch: bool,
+    /// Each of eight planes owns 4 rows × 16 columns × 32 channels instead of whole rows × 32
+    /// columns × the block's channels: one fragment of a halo row then feeds the rows of up to
+    /// three taps (the same input pixels sit under tap `ky` of output row `r` and tap `ky + 1`
+    /// of row `r - 1`), so a plane reads 36 fragments from shared memory a stage for its 72
+    /// MMAs instead of 54.
+    pub stacked: bool,
 }
 
 impl CmmaBlock {
     /// The shape Kiln runs (measured fastest on the H200: see docs/performance.md).
-    pub const BEST: Self = Self { narrow: false, planes: 8, prefetch: true };
+    pub const BEST: Self = Self { narrow: false, planes: 8, prefetch: true, stacked: true };
 }
 
 /// f16 × f16 → f32 16×16×16 cooperative matrices on 32-wide planes.
@@ -262,6 +270,7 @@ pub fn launch<F: Float + CubeElement>(
             ),
             ConvKernel::Cmma(block) => {
                 assert!(block.planes == 4 || block.planes == 8, "tensor-core blocks have 4 or 8 planes");
+                assert!(!block.stacked || block.planes == 8, "stacked plane tiles come in blocks of 8 planes");
                 conv_cmma::launch::<F>(
                     client,
                     count,
@@ -284,6 +293,7 @@ pub fn launch<F: Float + CubeElement>(
                     rows as u32,
                     block.planes as u32,
                     block.prefetch,
+                    block.stacked,
                 )
             }
         }
@@ -541,14 +551,18 @@ fn conv_cmma<F: Float, N: Size, M: Size>(
     #[comptime] rows: u32,
     #[comptime] planes: u32,
     #[comptime] prefetch: bool,
+    #[comptime] stacked: bool,
 ) {
     let cols = comptime!(CMMA_COLS as u32);
     let bk = comptime!(CMMA_BK as u32);
     // Padded strides, in elements: a halo pixel's channels and a weight row.
     let ks = comptime!((CMMA_BK + CMMA_PAD) as u32);
     let ns = comptime!(bn + CMMA_PAD as u32);
-    let plane_rows = comptime!(rows / planes);
-    let nb = comptime!(bn / 16);
+    // Stacked: planes split the block's channels in 32s, its columns in 16s, and its rows in
+    // groups of `plane_rows`; else each plane owns whole rows of the block.
+    let channel_groups = comptime!(bn / 32);
+    let plane_rows = comptime!(if stacked { rows * 2 * channel_groups / planes } else { rows / planes });
+    let nb = comptime!(if stacked { 2 } else { bn / 16 });
     let threads = comptime!(32 * planes);
     let taps = comptime!(kernel * kernel);
     let halo_w = comptime!(cols + kernel - 1);
@@ -565,11 +579,19 @@ fn conv_cmma<F: Float, N: Size, M: Size>(
     let unit = UNIT_POS_Y * 32 + UNIT_POS_X;
     let warp = UNIT_POS_Y;
     let half_k = comptime!((kernel / 2) as i32);
+    // The plane's first row in the block, its column segment (stacked; else it owns both) and
+    // its first channel within the block (stacked; else it owns them all).
+    let stack = comptime!(if stacked { 1u32 } else { 0u32 });
+    let plane_row = warp / comptime!(if stacked { 2 * channel_groups } else { 1 }) * plane_rows;
+    let plane_segment = (warp / channel_groups) % 2 * stack;
+    let plane_channel = (warp % channel_groups) * 32 * stack;
+    // Column segments a plane owns: two of 16 columns, or one when stacked.
+    let segments = comptime!(if stacked { 1u32 } else { 2u32 });
 
-    // Accumulator (r · 2 + s) · nb + j: the plane's row r, column segment s, channels 16·j.
+    // Accumulator (r · segments + s) · nb + j: the plane's row r, column segment s, channels 16·j.
     let mut acc = Sequence::<cmma::Matrix<f32>>::new();
     #[unroll]
-    for _ in 0..comptime!(plane_rows * 2 * nb) {
+    for _ in 0..comptime!(plane_rows * segments * nb) {
         acc.push(zero_tile());
     }
 
@@ -653,32 +675,48 @@ fn conv_cmma<F: Float, N: Size, M: Size>(
                 );
             }
         }
-        #[unroll]
-        for tap in 0..taps {
-            let ky = comptime!(tap / kernel);
-            let kx = comptime!(tap % kernel);
-            // Offsets and lengths in vectors of `vec`; fragment strides in elements.
-            let b_at = comptime!((tap * bk * ns / vec) as usize);
-            let b_len = comptime!((15 * ns / vec + 16 / vec) as usize);
-            let q = comptime!((16 / vec) as usize);
-            let a_len = comptime!((15 * ks / vec + 16 / vec) as usize);
-            let seg = comptime!(16 * ks / vec);
-            let mut b = Sequence::<cmma::Matrix<Vector<F, N>>>::new();
+        if comptime!(stacked) {
+            stacked_taps::<F, N>(
+                &halo,
+                &weights,
+                &mut acc,
+                plane_row,
+                plane_segment,
+                plane_channel,
+                kernel,
+                vec,
+                ns,
+                halo_w,
+                plane_rows,
+            );
+        } else {
             #[unroll]
-            for j in 0..nb {
-                let at = b_at + comptime!(j as usize) * q;
-                b.push(fragment::<F, N>(cmma::MatrixIdent::B, &weights[at..at + b_len], ns));
-            }
-            #[unroll]
-            for r in 0..plane_rows {
+            for tap in 0..taps {
+                let ky = comptime!(tap / kernel);
+                let kx = comptime!(tap % kernel);
+                // Offsets and lengths in vectors of `vec`; fragment strides in elements.
+                let b_at = comptime!((tap * bk * ns / vec) as usize);
+                let b_len = comptime!((15 * ns / vec + 16 / vec) as usize);
+                let q = comptime!((16 / vec) as usize);
+                let a_len = comptime!((15 * ks / vec + 16 / vec) as usize);
+                let seg = comptime!(16 * ks / vec);
+                let mut b = Sequence::<cmma::Matrix<Vector<F, N>>>::new();
                 #[unroll]
-                for s in 0..2u32 {
-                    let a0 = ((warp * plane_rows + r + ky) * halo_w + kx) * comptime!(ks / vec) + s * seg;
-                    let a = fragment::<F, N>(cmma::MatrixIdent::A, &halo[a0 as usize..a0 as usize + a_len], ks);
+                for j in 0..nb {
+                    let at = b_at + comptime!(j as usize) * q;
+                    b.push(fragment::<F, N>(cmma::MatrixIdent::B, &weights[at..at + b_len], ns));
+                }
+                #[unroll]
+                for r in 0..plane_rows {
                     #[unroll]
-                    for j in 0..nb {
-                        let i = comptime!(((r * 2 + s) * nb + j) as usize);
-                        cmma::execute(&a, b.index(comptime!(j as usize)), acc.index(i), acc.index(i));
+                    for s in 0..2u32 {
+                        let a0 = ((plane_row + r + ky) * halo_w + kx) * comptime!(ks / vec) + s * seg;
+                        let a = fragment::<F, N>(cmma::MatrixIdent::A, &halo[a0 as usize..a0 as usize + a_len], ks);
+                        #[unroll]
+                        for j in 0..nb {
+                            let i = comptime!(((r * 2 + s) * nb + j) as usize);
+                            cmma::execute(&a, b.index(comptime!(j as usize)), acc.index(i), acc.index(i));
+                        }
                     }
                 }
             }
@@ -692,11 +730,11 @@ fn conv_cmma<F: Float, N: Size, M: Size>(
     #[unroll]
     for r in 0..plane_rows {
         #[unroll]
-        for s in 0..2u32 {
+        for s in 0..segments {
             #[unroll]
             for j in 0..nb {
                 drain::<F, M>(
-                    acc.index(comptime!(((r * 2 + s) * nb + j) as usize)),
+                    acc.index(comptime!(((r * segments + s) * nb + j) as usize)),
                     &mut scratch,
                     at,
                     output,
@@ -705,12 +743,66 @@ fn conv_cmma<F: Float, N: Size, M: Size>(
                     residual,
                     &shape,
                     image,
-                    y0 + warp * plane_rows + r,
-                    x0 + s * 16,
-                    n0 + j * 16,
+                    y0 + plane_row + r,
+                    x0 + (plane_segment + s) * 16,
+                    n0 + plane_channel + j * 16,
                     has_residual,
                     out_vec,
                 );
+            }
+        }
+    }
+}
+
+/// One stage's MMAs for a stacked plane tile (`plane_rows` rows from `plane_row` × 16 columns
+/// from segment `segment` × 32 channels from `channel`; accumulator `r · 2 + j` holds row `r`,
+/// channels 16·j): for each tap column `kx`, the plane holds the weight fragments of the three
+/// tap rows, then reads each halo row's fragment once and adds it into every output row that
+/// reads it, through tap row `ky` of output row `h - ky`.
+#[cube]
+fn stacked_taps<F: Float, N: Size>(
+    halo: &[Vector<F, N>],
+    weights: &[Vector<F, N>],
+    acc: &mut Sequence<cmma::Matrix<f32>>,
+    plane_row: u32,
+    segment: u32,
+    channel: u32,
+    #[comptime] kernel: u32,
+    #[comptime] vec: u32,
+    #[comptime] ns: u32,
+    #[comptime] halo_w: u32,
+    #[comptime] plane_rows: u32,
+) {
+    let bk = comptime!(CMMA_BK as u32);
+    let ks = comptime!((CMMA_BK + CMMA_PAD) as u32);
+    let b_len = comptime!((15 * ns / vec + 16 / vec) as usize);
+    let a_len = comptime!((15 * ks / vec + 16 / vec) as usize);
+    #[unroll]
+    for kx in 0..kernel {
+        // Fragment ky · 2 + j: tap (ky, kx), channels `channel + 16·j`.
+        let mut b = Sequence::<cmma::Matrix<Vector<F, N>>>::new();
+        #[unroll]
+        for ky in 0..kernel {
+            #[unroll]
+            for j in 0..2u32 {
+                let at = (comptime!((ky * kernel + kx) * bk * ns) + channel + j * 16) / vec;
+                b.push(fragment::<F, N>(cmma::MatrixIdent::B, &weights[at as usize..at as usize + b_len], ns));
+            }
+        }
+        #[unroll]
+        for h in 0..comptime!(plane_rows + kernel - 1) {
+            let a0 = ((plane_row + h) * halo_w + kx) * comptime!(ks / vec) + segment * comptime!(16 * ks / vec);
+            let a = fragment::<F, N>(cmma::MatrixIdent::A, &halo[a0 as usize..a0 as usize + a_len], ks);
+            #[unroll]
+            for ky in 0..kernel {
+                // Output row h - ky, where it is one of the plane's rows.
+                if comptime!(h >= ky && h - ky < plane_rows) {
+                    #[unroll]
+                    for j in 0..2u32 {
+                        let i = comptime!(((h - ky) * 2 + j) as usize);
+                        cmma::execute(&a, b.index(comptime!((ky * 2 + j) as usize)), acc.index(i), acc.index(i));
+                    }
+                }
             }
         }
     }
