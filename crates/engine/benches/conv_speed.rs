@@ -5,7 +5,8 @@
 //! difference between Kiln's result and burn's as a check. Which kernel burn's autotune picked
 //! is read from cubecl's autotune log and printed after the table (`autotune` lines). Then the
 //! whole networks with random weights on one tile, burn's operations against Kiln's kernels
-//! (megapixels of input per second).
+//! (megapixels of input per second). Every figure is given on the host's clock and, where the
+//! device has timestamp queries, on the device's (see [`time`]).
 //!
 //!   cargo bench -p kiln-engine --bench conv_speed [-- SIDE] [--only TEXT]
 //!
@@ -370,6 +371,8 @@ fn report(gpu: &Value, name: &str, dtype: FloatDType, kernel: &str, timing: Timi
     );
 }
 
+/// One network's figure; `difference` is the largest difference from burn's operations (for
+/// the default kernels and burn's own row) or from Kiln's default (for the other block shapes).
 fn report_network(
     gpu: &Value,
     net: &str,
