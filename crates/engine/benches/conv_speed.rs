@@ -144,7 +144,7 @@ fn main() {
                 let run = || kernels::conv(nhwc.clone(), packed.clone(), bias.clone(), slope.clone(), op);
                 let (timing, out) = time(&device, smoke, run);
                 let ours: Vec<f32> = out.cast(FloatDType::F32).into_data().try_to_vec::<f32>().unwrap();
-                let error = ours.iter().zip(&expected).map(|(a, b)| (a - b).abs()).fold(0.0f32, f32::max);
+                let error = largest_difference(&ours, &expected);
                 report(&gpu, &name, dtype, &label, timing, flops, Some(error));
             }
             device.memory_cleanup();
@@ -224,8 +224,6 @@ fn networks(gpu: &Value, device: &Device, side: usize, precisions: &[FloatDType]
         ];
         let values =
             |t: &Tensor<4>| -> Vec<f32> { t.clone().cast(FloatDType::F32).into_data().try_to_vec::<f32>().unwrap() };
-        let largest_difference =
-            |a: &[f32], b: &[f32]| a.iter().zip(b).map(|(a, b)| (a - b).abs()).fold(0.0f32, f32::max);
         // Each network's output on Kiln's default kernels, to check the other block shapes by.
         let mut outputs = Vec::new();
         for (net, burn_run, kiln_run) in pairs {
@@ -369,6 +367,11 @@ fn report(gpu: &Value, name: &str, dtype: FloatDType, kernel: &str, timing: Timi
             "max_abs_diff_vs_burn": error,
         })
     );
+}
+
+/// The largest absolute difference between two outputs of the same shape.
+fn largest_difference(a: &[f32], b: &[f32]) -> f32 {
+    a.iter().zip(b).map(|(a, b)| (a - b).abs()).fold(0.0f32, f32::max)
 }
 
 /// One network's figure; `difference` is the largest difference from burn's operations (for
