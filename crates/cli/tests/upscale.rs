@@ -6,11 +6,16 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use kiln_engine::postprocessing::images::{self, OutputFormat};
 use kiln_engine::processing::JobState;
 use kiln_engine::processing::store::{JobFilter, Store};
 
-fn fixture_image() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../engine/tests/fixtures/upscalers/ncnn_input.png")
+/// The top-left 32×32 pixels of the engine's 96×96 fixture image, as a PNG at `path`: a ninth of
+/// the pixels, so each run on lavapipe takes seconds where the whole image took minutes.
+fn fixture_image(path: &Path) {
+    let fixture = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../engine/tests/fixtures/upscalers/ncnn_input.png");
+    let piece = images::decode_file(&fixture).unwrap().image.crop_imm(0, 0, 32, 32);
+    images::write(&piece, path, OutputFormat::Png, 100, &Default::default()).unwrap();
 }
 
 fn kiln(data: &Path) -> Command {
@@ -31,8 +36,8 @@ fn outputs_are_named_after_inputs_and_bad_inputs_are_reported() {
     let data = kiln_testdir::TempDir::new();
     let inputs = data.path().join("in");
     std::fs::create_dir_all(inputs.join("sub")).unwrap();
-    std::fs::copy(fixture_image(), inputs.join("photo.png")).unwrap();
-    std::fs::copy(fixture_image(), inputs.join("sub/scan.png")).unwrap();
+    fixture_image(&inputs.join("photo.png"));
+    fixture_image(&inputs.join("sub/scan.png"));
     std::fs::write(inputs.join("notes.txt"), "not an image").unwrap();
     let out = data.path().join("out");
     let run = kiln(data.path())
@@ -43,8 +48,8 @@ fn outputs_are_named_after_inputs_and_bad_inputs_are_reported() {
         .unwrap();
     let stderr = String::from_utf8_lossy(&run.stderr);
     assert!(run.status.success(), "{stderr}");
-    assert_eq!(png_size(&out.join("photo_x2.png")), (192, 192));
-    assert_eq!(png_size(&out.join("scan_x2.png")), (192, 192));
+    assert_eq!(png_size(&out.join("photo_x2.png")), (64, 64));
+    assert_eq!(png_size(&out.join("scan_x2.png")), (64, 64));
     assert!(stderr.contains("2 done, 0 failed"), "{stderr}");
 
     let missing = kiln(data.path()).args(["upscale", "/nonexistent/photo.png"]).output().unwrap();
@@ -79,10 +84,10 @@ fn a_run_killed_mid_batch_loses_nothing_and_resumes_on_the_next_start() {
     let data = kiln_testdir::TempDir::new();
     let inputs: Vec<PathBuf> = (1..=3).map(|i| data.path().join(format!("image{i}.png"))).collect();
     for input in &inputs {
-        std::fs::copy(fixture_image(), input).unwrap();
+        fixture_image(input);
     }
     let out = data.path().join("out");
-    // Small tiles: many heartbeats per image, so the kill lands inside a job.
+    // Small tiles: many heartbeats per image (5×5 tiles), so the kill lands inside a job.
     let mut cli = KillOnDrop(
         kiln(data.path())
             .args(["upscale", "--tile", "24", "-o"])
@@ -122,6 +127,6 @@ fn a_run_killed_mid_batch_loses_nothing_and_resumes_on_the_next_start() {
     let log = store.log_of(interrupted.id).unwrap();
     assert!(log.iter().any(|l| l.message.starts_with("interrupted")), "{log:?}");
     for name in ["image1_x4.png", "image2_x4.png", "image3_x4.png"] {
-        assert_eq!(png_size(&out.join(name)), (384, 384), "{name}");
+        assert_eq!(png_size(&out.join(name)), (128, 128), "{name}");
     }
 }

@@ -23,6 +23,14 @@ fn fixture(name: &str) -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/upscalers").join(name)
 }
 
+/// A `width`×`height` piece of the fixture image written as a PNG to `path`: the tests that
+/// need many tiles but not the whole picture run on lavapipe in a fraction of the time.
+fn fixture_crop(width: u32, height: u32, path: &Path) -> PathBuf {
+    let crop = images::decode_file(&fixture("ncnn_input.png")).unwrap().image.crop_imm(0, 0, width, height);
+    images::write(&crop, path, OutputFormat::Png, 100, &Default::default()).unwrap();
+    path.to_owned()
+}
+
 fn bundled_model() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
         .join("../../assets/models/realesr-animevideov3-x4/realesr-animevideov3-x4.param")
@@ -319,8 +327,9 @@ async fn a_tiny_budget_means_small_tiles_not_a_failure() {
     let gpu = software_gpu_id(&call(&engine, "devices.list", Value::Null).await);
     let weights = std::fs::metadata(bundled_model().with_extension("bin")).unwrap().len() * 2;
     call(&engine, "memory.set_budget", json!({ "device_id": gpu, "bytes": weights + (1 << 20) })).await;
-    let input = data.path().join("in.png");
-    std::fs::copy(fixture("ncnn_input.png"), &input).unwrap();
+    // The tile comes from the budget and the image's width (the band of output rows); a short
+    // strip of the fixture keeps the width and needs 7×3 tiles, not 7×7.
+    let input = fixture_crop(96, 32, &data.path().join("in.png"));
     engine.start_workers(Scope::All);
     let submitted = call(
         &engine,
@@ -328,8 +337,8 @@ async fn a_tiny_budget_means_small_tiles_not_a_failure() {
         json!({ "inputs": [{ "from": "path", "path": input }], "steps": [{ "kind": "upscale" }], "output_dir": data.path() }),
     )
     .await;
-    // 49 tiles of 32 pixels on the software GPU beside the other tests: 3/4 done after 300 s on
-    // a slower 2-core machine, so the guard against a hang allows 900 s.
+    // 49 tiles of 32 pixels (the whole fixture) on the software GPU beside the other tests were
+    // 3/4 done after 300 s on a slower 2-core machine; these 21 get the same guard, 900 s.
     let details = wait_for(&engine, submitted["jobs"][0]["id"].as_i64().unwrap(), Duration::from_secs(900)).await;
     assert_eq!(details["job"]["state"], json!("done"), "{details:#}");
     assert_eq!(details["job"]["outcomes"][0]["tile"], json!(32), "{details:#}");
@@ -342,7 +351,8 @@ async fn a_tiny_budget_means_small_tiles_not_a_failure() {
 async fn uploads_cancel_and_retry() {
     let data = kiln_testdir::TempDir::new();
     let engine = real_engine(data.path());
-    let png = std::fs::read(fixture("ncnn_input.png")).unwrap();
+    // 16-pixel tiles: 7×7 of them over a 32-pixel piece of the fixture (15×15 over the whole).
+    let png = std::fs::read(fixture_crop(32, 32, &data.path().join("piece.png"))).unwrap();
     let encoded = kiln_engine::processing::ops::base64_encode(&png);
     let submitted = call(
         &engine,
