@@ -2,8 +2,9 @@
 //! upscale small images through the bundled compact model in 16-pixel tiles (a device sync a
 //! tile, 8-bit and f32 read-backs), while the engine's own sampler and one more thread read the
 //! device's memory pools every 2 ms. It prints how many upscales finished in `STRESS_SECONDS`
-//! (default 120), or `HANG` and exits with 3 when none finished for 30 s while the process sat
-//! idle (a deadlock, not slow work).
+//! (default 120), the slowest of those pool readings and the longest gap between two of the
+//! sampler's telemetry events, or `HANG` and exits with 3 when none finished for 30 s while the
+//! process sat idle (a deadlock, not slow work).
 //!
 //!   cargo run --example concurrent_upscales [-- single]
 //!
@@ -58,6 +59,23 @@ fn main() {
     let upscaler =
         Arc::new(Upscaler::build_with(&weights, &device, Precision::F32, Kernels::best_for(&device)).unwrap());
 
+    // The longest gap between two of the background sampler's telemetry events (one a second
+    // when nothing holds a tick up).
+    let longest_gap = Arc::new(AtomicU64::new(0));
+    {
+        let (mut events, longest_gap) = (engine.subscribe(), longest_gap.clone());
+        std::thread::spawn(move || {
+            let mut previous: Option<Instant> = None;
+            while let Ok(event) = events.blocking_recv() {
+                if matches!(event, kiln_engine::events::KilnEvent::Telemetry { .. }) {
+                    if let Some(previous) = previous {
+                        longest_gap.fetch_max(previous.elapsed().as_millis() as u64, Ordering::Relaxed);
+                    }
+                    previous = Some(Instant::now());
+                }
+            }
+        });
+    }
     let finished = Arc::new(AtomicU64::new(0));
     for t in 0..threads {
         let (device, upscaler, finished) = (device.clone(), upscaler.clone(), finished.clone());
@@ -76,12 +94,18 @@ fn main() {
             }
         });
     }
-    std::thread::spawn(move || {
-        loop {
-            let _ = device.memory_pool_usage();
-            std::thread::sleep(Duration::from_millis(2));
-        }
-    });
+    let slowest_reading = Arc::new(AtomicU64::new(0));
+    {
+        let slowest = slowest_reading.clone();
+        std::thread::spawn(move || {
+            loop {
+                let asked = Instant::now();
+                let _ = device.memory_pool_usage();
+                slowest.fetch_max(asked.elapsed().as_micros() as u64, Ordering::Relaxed);
+                std::thread::sleep(Duration::from_millis(2));
+            }
+        });
+    }
 
     let started = Instant::now();
     let (mut last, mut last_change) = (0, Instant::now());
@@ -106,7 +130,12 @@ fn main() {
     let _ = std::fs::remove_dir_all(&data);
     let streams = if single { "one stream" } else { "a stream a thread" };
     match outcome {
-        Ok(n) => println!("{gpu}: {n} upscales in {seconds} s, {threads} threads, {streams}; no hang"),
+        Ok(n) => println!(
+            "{gpu}: {n} upscales in {seconds} s, {threads} threads, {streams}; no hang; slowest pool reading {:.1} ms; \
+             longest gap between telemetry samples {} ms",
+            slowest_reading.load(Ordering::Relaxed) as f64 / 1000.0,
+            longest_gap.load(Ordering::Relaxed)
+        ),
         Err(n) => {
             println!(
                 "{gpu}: HANG after {n} upscales, {:.0} s, {threads} threads, {streams}",

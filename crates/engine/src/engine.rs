@@ -146,8 +146,9 @@ impl Engine {
         let _ = self.state.events.send(event);
     }
 
-    /// Reads every device now, updates history and health, and tells subscribers.
+    /// Reads every device now, updates history and health, and tells subscribers (waiting for
+    /// each device's pool reading, unlike the background ticks).
     pub fn sample_now(&self) {
-        sampler::tick(&self.state);
+        sampler::tick(&self.state, None);
     }
 }

@@ -3,13 +3,22 @@
 //!
 //! burn devices initialise lazily (the wgpu device and cubecl's pools come up on first use), so
 //! a device counts as open here once Kiln has run work on it; only open devices report pools.
+//!
+//! burn answers a pool reading on the device's fusion runner, after whatever that runner is
+//! doing: a tile's synchronisation waits for the GPU, a first launch compiles its kernels. The
+//! background sampler's tick, which reads every device under one lock, waited up to 6 s behind
+//! one small job on lavapipe that way. So the sampler takes [`ComputeDevices::pool_usage_within`]:
+//! at most one reading in flight a device, on a thread of its own, waited for
+//! [`READING_WAIT`] at most, else the last reading that came back ([`PoolReadings`]). Explicit
+//! queries ([`ComputeDevices::pool_usage`]) still wait for an exact answer.
 
 pub mod benchmark;
 pub mod kernels;
 
 use std::collections::HashMap;
 use std::panic::{AssertUnwindSafe, catch_unwind};
-use std::sync::Mutex;
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::Duration;
 
 use burn::backend::{WgpuBackend, WgpuDevice, WgpuDeviceKind};
 use burn::tensor::Device;
@@ -91,38 +100,61 @@ pub fn burn_device(target: ComputeTarget) -> Device {
     }
 }
 
+/// How long the background sampler waits for a pool reading before it uses the last one.
+pub const READING_WAIT: Duration = Duration::from_millis(100);
+
+/// An open device: its burn device and its pool readings.
+struct OpenDevice {
+    device: Device,
+    readings: Arc<PoolReadings>,
+}
+
 /// The burn devices Kiln has run work on.
 #[derive(Default)]
 pub struct ComputeDevices {
-    open: Mutex<HashMap<DeviceId, (ComputeTarget, Device)>>,
+    open: Mutex<HashMap<DeviceId, OpenDevice>>,
 }
 
 impl ComputeDevices {
     /// The device for `id`, marked open from now on.
     pub fn open(&self, id: &DeviceId, target: ComputeTarget) -> Device {
         let mut open = self.open.lock().unwrap_or_else(|e| e.into_inner());
-        open.entry(id.clone()).or_insert_with(|| (target, burn_device(target))).1.clone()
+        let entry = open
+            .entry(id.clone())
+            .or_insert_with(|| OpenDevice { device: burn_device(target), readings: Arc::default() });
+        entry.device.clone()
     }
 
     pub fn is_open(&self, id: &DeviceId) -> bool {
         self.open.lock().unwrap_or_else(|e| e.into_inner()).contains_key(id)
     }
 
-    /// What Kiln's pools hold on `id`; `None` when Kiln never ran work there.
+    /// What Kiln's pools hold on `id` once the device's runner has done what was queued before
+    /// this call; `None` when Kiln never ran work there.
     pub fn pool_usage(&self, id: &DeviceId) -> Option<PoolUsage> {
-        let device = self.open.lock().unwrap_or_else(|e| e.into_inner()).get(id)?.1.clone();
-        let usage = guarded(|| device.memory_pool_usage()).ok()??;
-        Some(PoolUsage {
-            allocations: usage.number_allocs,
-            bytes_in_use: usage.bytes_in_use,
-            bytes_padding: usage.bytes_padding,
-            bytes_reserved: usage.bytes_reserved,
-        })
+        let (device, readings) = self.device_and_readings(id)?;
+        let usage = read_pools(&device);
+        readings.state.lock().unwrap_or_else(|e| e.into_inner()).last = usage;
+        usage
+    }
+
+    /// What Kiln's pools hold on `id`, waiting behind the device's work for `wait` at most (then
+    /// the last reading that came back); `None` when Kiln never ran work there, or no reading
+    /// has come back yet.
+    pub fn pool_usage_within(&self, id: &DeviceId, wait: Duration) -> Option<PoolUsage> {
+        let (device, readings) = self.device_and_readings(id)?;
+        readings.read(move || read_pools(&device), wait)
+    }
+
+    fn device_and_readings(&self, id: &DeviceId) -> Option<(Device, Arc<PoolReadings>)> {
+        let open = self.open.lock().unwrap_or_else(|e| e.into_inner());
+        let entry = open.get(id)?;
+        Some((entry.device.clone(), entry.readings.clone()))
     }
 
     /// Releases the memory Kiln's pools hold but do not use; returns the usage before and after.
     pub fn release(&self, id: &DeviceId) -> Result<Option<(PoolUsage, PoolUsage)>, ComputeError> {
-        let Some(device) = self.open.lock().unwrap_or_else(|e| e.into_inner()).get(id).map(|d| d.1.clone()) else {
+        let Some((device, _)) = self.device_and_readings(id) else {
             return Ok(None);
         };
         let before = self.pool_usage(id).unwrap_or_default();
@@ -132,6 +164,55 @@ impl ComputeDevices {
         })?;
         let after = self.pool_usage(id).unwrap_or_default();
         Ok(Some((before, after)))
+    }
+}
+
+/// burn's pool reading for `device`, waiting as long as the device's runner takes.
+fn read_pools(device: &Device) -> Option<PoolUsage> {
+    let usage = guarded(|| device.memory_pool_usage()).ok()??;
+    Some(PoolUsage {
+        allocations: usage.number_allocs,
+        bytes_in_use: usage.bytes_in_use,
+        bytes_padding: usage.bytes_padding,
+        bytes_reserved: usage.bytes_reserved,
+    })
+}
+
+/// One device's pool readings: at most one in flight, and the last that came back.
+#[derive(Default)]
+pub struct PoolReadings {
+    state: Mutex<ReadingState>,
+    answered: Condvar,
+}
+
+#[derive(Default)]
+struct ReadingState {
+    last: Option<PoolUsage>,
+    in_flight: bool,
+}
+
+impl PoolReadings {
+    /// Starts `reading` on a thread of its own unless one is already in flight, waits up to
+    /// `wait` for the one in flight, and returns the last reading that came back.
+    pub fn read(
+        self: &Arc<Self>,
+        reading: impl FnOnce() -> Option<PoolUsage> + Send + 'static,
+        wait: Duration,
+    ) -> Option<PoolUsage> {
+        let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        if !state.in_flight {
+            let readings = Arc::clone(self);
+            let started = std::thread::Builder::new().name("kiln-pool-reading".into()).spawn(move || {
+                let usage = reading();
+                let mut state = readings.state.lock().unwrap_or_else(|e| e.into_inner());
+                (state.last, state.in_flight) = (usage, false);
+                readings.answered.notify_all();
+            });
+            state.in_flight = started.is_ok();
+        }
+        let (state, _) =
+            self.answered.wait_timeout_while(state, wait, |s| s.in_flight).unwrap_or_else(|e| e.into_inner());
+        state.last
     }
 }
 
@@ -149,10 +230,43 @@ mod tests {
         assert_eq!(guarded(|| 3).unwrap(), 3);
     }
 
+    /// A reading stuck behind the device's work does not hold its callers: they get the last
+    /// reading after the wait, no second reading starts while one is in flight, and its answer
+    /// is what the next caller sees.
+    #[test]
+    fn a_slow_pool_reading_does_not_hold_its_callers() {
+        let readings = Arc::new(PoolReadings::default());
+        let first = PoolUsage { allocations: 1, ..Default::default() };
+        assert_eq!(readings.read(move || Some(first), Duration::from_secs(10)), Some(first));
+
+        let (release, released) = std::sync::mpsc::channel::<()>();
+        let second = PoolUsage { allocations: 2, ..Default::default() };
+        let slow = move || {
+            released.recv().unwrap();
+            Some(second)
+        };
+        let started = std::time::Instant::now();
+        assert_eq!(readings.read(slow, Duration::from_millis(50)), Some(first), "the last reading while one is stuck");
+        assert!(started.elapsed() < Duration::from_secs(5));
+        let runs = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let counted = runs.clone();
+        let never = move || {
+            counted.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            None
+        };
+        assert_eq!(readings.read(never, Duration::from_millis(10)), Some(first));
+        assert_eq!(runs.load(std::sync::atomic::Ordering::SeqCst), 0, "no second reading while one is in flight");
+        release.send(()).unwrap();
+        let state = readings.state.lock().unwrap();
+        let (state, _) = readings.answered.wait_timeout_while(state, Duration::from_secs(10), |s| s.in_flight).unwrap();
+        assert_eq!(state.last, Some(second), "the stuck reading's answer is kept when it comes");
+    }
+
     #[test]
     fn unopened_devices_report_no_pools() {
         let devices = ComputeDevices::default();
         assert_eq!(devices.pool_usage(&DeviceId::cpu()), None);
+        assert_eq!(devices.pool_usage_within(&DeviceId::cpu(), READING_WAIT), None);
         assert_eq!(devices.release(&DeviceId::cpu()).unwrap(), None);
     }
 }

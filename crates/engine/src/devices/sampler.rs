@@ -35,14 +35,19 @@ pub fn unix_ms() -> u64 {
 
 /// One sample of every device. Samples never overlap: the whole tick holds the telemetry lock,
 /// which a rescan also holds while it swaps the device list, so history stays in time order
-/// and never gains rows for a device that was just removed.
-pub(crate) fn tick(state: &EngineState) {
+/// and never gains rows for a device that was just removed. `pool_wait` bounds how long a
+/// device's pool reading may hold the tick (`None`: until it answers); see `compute`.
+pub(crate) fn tick(state: &EngineState, pool_wait: Option<Duration>) {
     let mut telemetry = state.telemetry.lock().unwrap_or_else(|e| e.into_inner());
     let devices = state.devices.read().unwrap_or_else(|e| e.into_inner()).clone();
     let now = unix_ms();
     let mut statuses = telemetry.sample(&devices, now);
     for status in &mut statuses {
-        if let Some(pools) = state.compute.pool_usage(&status.device_id) {
+        let pools = match pool_wait {
+            Some(wait) => state.compute.pool_usage_within(&status.device_id, wait),
+            None => state.compute.pool_usage(&status.device_id),
+        };
+        if let Some(pools) = pools {
             status.kiln_pools = Some(Reading::new(pools, MetricSource::Cubecl));
         }
     }
@@ -90,7 +95,7 @@ pub(crate) fn spawn(state: Weak<EngineState>, stop: Arc<AtomicBool>) {
             // After a stall (a suspended laptop) count again from now rather than catching up.
             last = if now > due + interval { now } else { due };
             let Some(state) = state.upgrade() else { return };
-            tick(&state);
+            tick(&state, Some(crate::compute::READING_WAIT));
         }
     });
     if let Err(error) = spawned {
