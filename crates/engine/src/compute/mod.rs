@@ -5,9 +5,9 @@
 //! a device counts as open here once Kiln has run work on it; only open devices report pools.
 //!
 //! burn answers a pool reading on the device's fusion runner, after whatever that runner is
-//! doing: a tile's synchronisation waits for the GPU, a first launch compiles its kernels. The
-//! background sampler's tick, which reads every device under one lock, waited 4.9-6.8 s behind
-//! one small job on lavapipe that way. So the sampler takes [`ComputeDevices::pool_usage_within`]:
+//! doing: a tile's synchronisation waits for the GPU, a first launch compiles its kernels. Such a
+//! reading waited 4.9-6.8 s behind one small job on lavapipe, and the background sampler's tick
+//! reads every device under one lock. So the sampler takes [`ComputeDevices::pool_usage_within`]:
 //! at most one reading in flight a device, on a thread of its own, waited for
 //! [`READING_WAIT`] at most, else the last reading that came back ([`PoolReadings`]). Explicit
 //! queries ([`ComputeDevices::pool_usage`]) still wait for an exact answer.
