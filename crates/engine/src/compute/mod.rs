@@ -101,7 +101,7 @@ pub fn burn_device(target: ComputeTarget) -> Device {
 }
 
 /// How long the background sampler waits for a pool reading before it uses the last one.
-pub const READING_WAIT: Duration = Duration::from_millis(100);
+pub(crate) const READING_WAIT: Duration = Duration::from_millis(100);
 
 /// An open device: its burn device and its pool readings.
 struct OpenDevice {
@@ -180,7 +180,7 @@ fn read_pools(device: &Device) -> Option<PoolUsage> {
 
 /// One device's pool readings: at most one in flight, and the last that came back.
 #[derive(Default)]
-pub struct PoolReadings {
+pub(crate) struct PoolReadings {
     state: Mutex<ReadingState>,
     answered: Condvar,
 }
@@ -194,7 +194,7 @@ struct ReadingState {
 impl PoolReadings {
     /// Starts `reading` on a thread of its own unless one is already in flight, waits up to
     /// `wait` for the one in flight, and returns the last reading that came back.
-    pub fn read(
+    pub(crate) fn read(
         self: &Arc<Self>,
         reading: impl FnOnce() -> Option<PoolUsage> + Send + 'static,
         wait: Duration,
@@ -241,8 +241,9 @@ mod tests {
 
         let (release, released) = std::sync::mpsc::channel::<()>();
         let second = PoolUsage { allocations: 2, ..Default::default() };
+        // Bounded, so a `read` that waited for it would fail the elapsed check, not hang.
         let slow = move || {
-            released.recv().unwrap();
+            let _ = released.recv_timeout(Duration::from_secs(30));
             Some(second)
         };
         let started = std::time::Instant::now();
