@@ -433,6 +433,16 @@ impl Store {
         })
     }
 
+    /// Proves `owner` alive while it runs job `id`, between the heartbeats its tiles give: a
+    /// tile may take minutes (a large tile on a slow GPU, a first launch compiling kernels).
+    pub fn beat(&self, id: i64, owner: &str) -> Result<(), StoreError> {
+        self.conn().execute(
+            "UPDATE jobs SET heartbeat_ms = ?3 WHERE id = ?1 AND owner = ?2 AND state = 'running'",
+            params![id, owner, unix_ms() as i64],
+        )?;
+        Ok(())
+    }
+
     /// A step finished: its outcome is kept and the job moves to the next step.
     pub fn step_done(&self, id: i64, step: u32, outcome: &StepOutcome, progress: f64) -> Result<(), StoreError> {
         let mut conn = self.conn();

@@ -27,6 +27,9 @@ use crate::postprocessing::upscale::{UpscaleEvent, UpscaleRequest};
 /// How long a running job may stay silent before another process takes it back.
 const STALE_MS: u64 = 120_000;
 
+/// How often a running job's process proves itself alive ([`JobBeat`]), whatever its tiles take.
+const BEAT_EVERY: Duration = Duration::from_secs(15);
+
 /// A device's worker, as the queue page shows it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, TS)]
 pub struct WorkerStatus {
@@ -221,7 +224,43 @@ fn work_dir(engine: &Engine, job: &Job) -> PathBuf {
     engine.data_dir().join("work").join(job.id.to_string())
 }
 
+/// Beats for a running job on a thread of its own until dropped, so that a job whose tiles are
+/// slow (minutes for a first tile on a busy software GPU) is never taken for one whose process
+/// died and run a second time beside itself.
+struct JobBeat {
+    stop: Option<std::sync::mpsc::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl JobBeat {
+    fn start(processing: Arc<Processing>, id: i64, every: Duration) -> Self {
+        let (stop, stopped) = std::sync::mpsc::channel::<()>();
+        let thread = std::thread::Builder::new()
+            .name("kiln-job-beat".into())
+            .spawn(move || {
+                while let Err(std::sync::mpsc::RecvTimeoutError::Timeout) = stopped.recv_timeout(every) {
+                    if let Err(error) = processing.store.beat(id, &processing.owner) {
+                        tracing::warn!("job {id}: could not record that it is still running: {error}");
+                    }
+                }
+            })
+            .inspect_err(|error| tracing::warn!("job {id}: no beat thread ({error}); its tiles beat alone"))
+            .ok();
+        Self { stop: Some(stop), thread }
+    }
+}
+
+impl Drop for JobBeat {
+    fn drop(&mut self) {
+        drop(self.stop.take());
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
 fn run_job(engine: &Engine, job: Job, device: &DeviceId) {
+    let _beat = JobBeat::start(engine.state.processing.clone(), job.id, BEAT_EVERY);
     let store = &engine.state.processing.store;
     let id = job.id;
     announce(engine, id);
@@ -383,5 +422,38 @@ fn run_step(
             )?;
             Ok(StepOutcome::Upscale(outcome))
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::processing::JobSpec;
+    use crate::processing::store::NewJob;
+
+    /// A job whose tiles stay silent longer than the stale limit is still its process's while
+    /// the beat runs; once the beat stops (the process hung or died) it goes back to the queue.
+    #[test]
+    fn a_slow_job_keeps_its_claim_while_its_beat_runs() {
+        let dir = kiln_testdir::TempDir::new();
+        let processing = Arc::new(Processing::open(dir.path()).unwrap());
+        let spec = JobSpec {
+            input: "/in/a.png".into(),
+            steps: vec![Step::Upscale(Default::default())],
+            output_dir: "/out".into(),
+        };
+        let new = NewJob { name: "a".into(), spec, priority: 0, device_request: None, session_id: None };
+        processing.store.submit(&[new], None).unwrap();
+        let device = DeviceId("cpu".into());
+        let job = processing.store.claim(&device, true, &Scope::All, &processing.owner).unwrap().unwrap();
+        let alive = |_: &str| true;
+        let stale_ms = 400;
+
+        let beat = JobBeat::start(processing.clone(), job.id, Duration::from_millis(20));
+        std::thread::sleep(Duration::from_millis(3 * stale_ms));
+        assert_eq!(processing.store.reclaim(&alive, stale_ms).unwrap(), Vec::<i64>::new());
+        drop(beat);
+        std::thread::sleep(Duration::from_millis(2 * stale_ms));
+        assert_eq!(processing.store.reclaim(&alive, stale_ms).unwrap(), vec![job.id]);
     }
 }
