@@ -101,7 +101,7 @@ fn a_run_killed_mid_batch_loses_nothing_and_resumes_on_the_next_start() {
     let db = data.path().join("queue.db");
     wait("the queue", Duration::from_secs(120), || db.exists());
     let store = Store::open(&db).unwrap();
-    wait("one job done and the next under way", Duration::from_secs(300), || {
+    wait("one job done and the next under way", Duration::from_secs(900), || {
         let jobs = jobs(&store);
         jobs.iter().any(|j| j.state == JobState::Done)
             && jobs.iter().any(|j| j.state == JobState::Running && j.progress > 0.0)
@@ -121,7 +121,7 @@ fn a_run_killed_mid_batch_loses_nothing_and_resumes_on_the_next_start() {
     let _serve = KillOnDrop(
         kiln(data.path()).args(["serve", "--port", "0"]).stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap(),
     );
-    wait("every job done after the restart", Duration::from_secs(400), || {
+    wait("every job done after the restart", Duration::from_secs(900), || {
         jobs(&store).iter().all(|j| j.state == JobState::Done)
     });
     let log = store.log_of(interrupted.id).unwrap();
