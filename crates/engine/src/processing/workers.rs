@@ -447,9 +447,11 @@ mod tests {
         let device = DeviceId("cpu".into());
         let job = processing.store.claim(&device, true, &Scope::All, &processing.owner).unwrap().unwrap();
         let alive = |_: &str| true;
-        let stale_ms = 400;
+        // Beats 30 times as often as the stale limit, so a loaded machine's scheduling never
+        // looks like silence.
+        let stale_ms = 1500;
 
-        let beat = JobBeat::start(processing.clone(), job.id, Duration::from_millis(20));
+        let beat = JobBeat::start(processing.clone(), job.id, Duration::from_millis(50));
         std::thread::sleep(Duration::from_millis(3 * stale_ms));
         assert_eq!(processing.store.reclaim(&alive, stale_ms).unwrap(), Vec::<i64>::new());
         drop(beat);
