@@ -52,6 +52,14 @@ step "Windows code paths type-check (waiting for the background check)"
 wait $windows || { tail -n 60 "$CARGO_TARGET_DIR/windows-check.log" >&2; exit 1; }
 tail -n 3 "$CARGO_TARGET_DIR/windows-check.log"
 
+# Without XDG_RUNTIME_DIR (as on CI) Wayland's client library, which wgpu's instance probes,
+# prints an error twice per engine, and CI keeps only the log's tail: a private one (mktemp -d
+# makes it 0700) leaves that tail to the tests.
+if [ -z "${XDG_RUNTIME_DIR:-}" ] || [ ! -d "$XDG_RUNTIME_DIR" ]; then
+  XDG_RUNTIME_DIR=$(mktemp -d)
+  export XDG_RUNTIME_DIR
+fi
+
 step "Rust tests (engine on lavapipe and the CPU backend, HTTP door, CLI, Tauri shell)"
 cargo test --workspace --all-targets
 
