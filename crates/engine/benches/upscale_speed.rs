@@ -70,7 +70,7 @@ fn main() {
             let upscaler =
                 Arc::new(Upscaler::build_with(&weights, &device, precision, kernels).expect("the model loads"));
             let per_pixel = upscaler.working_bytes_per_pixel();
-            let free = budget.saturating_sub(weights.bytes());
+            let free = budget.saturating_sub(weights.bytes()).saturating_sub(upscaler.working_bytes_fixed());
             for &(w, h) in sizes {
                 let tile = auto_tile(free, per_pixel, band_bytes_per_row(w as u32, upscaler.net_scale))
                     .min(buffer_limit.map_or(usize::MAX, |l| buffer_tile_limit(&upscaler, l, w as u32)));

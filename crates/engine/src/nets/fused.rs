@@ -13,6 +13,13 @@ use crate::compute::kernels::{self, ConvOp, DenseBlock, KernelChoice};
 
 const SLOPE: f32 = 0.2;
 const RESIDUAL: f32 = 0.2;
+/// The most bytes one tensor of RRDBNet's tail (the last upsampling and the two convolutions
+/// after it, at the output's resolution) takes: the tail runs in bands of rows this size, so
+/// that a tile is no longer capped by the largest feature map one GPU buffer holds (a 1080p
+/// tile's ×4 map is 4.25 GB in f16; wgpu offers 2 GiB, and WebGPU guarantees only 128 MiB, this
+/// figure). Bands overlap by [`tail_halo`] rows, recomputed: at 1080p in f16 about 0.4 % more
+/// work for the whole network.
+pub const TAIL_BAND_BYTES: usize = 128 << 20;
 
 /// A convolution in the kernels' layout, with its per-channel activation slope.
 #[derive(Debug, Clone)]
@@ -96,6 +103,8 @@ pub struct FusedRrdbNet {
     pub conv_last: PackedConv,
     pub pixel_unshuffle: usize,
     choice: KernelChoice,
+    /// [`TAIL_BAND_BYTES`], smaller in tests.
+    tail_band_bytes: usize,
 }
 
 impl FusedRrdbNet {
@@ -119,7 +128,13 @@ impl FusedRrdbNet {
             conv_last: PackedConv::with_constant_slope(&net.conv_last, 1.0),
             pixel_unshuffle: net.pixel_unshuffle,
             choice,
+            tail_band_bytes: TAIL_BAND_BYTES,
         }
+    }
+
+    /// The same network with the tail's bands capped at `bytes` (tests: many small bands).
+    pub fn with_tail_band_bytes(self, bytes: usize) -> Self {
+        Self { tail_band_bytes: bytes, ..self }
     }
 
     /// # Shapes
@@ -134,12 +149,53 @@ impl FusedRrdbNet {
             body = out.mul_scalar(RESIDUAL) + body;
         }
         let mut feat = self.conv_body.forward_residual(body, feat, op);
-        for conv in &self.conv_up {
-            feat = conv.forward(feat, ConvOp { upsample: 2, ..op });
-        }
-        let out = self.conv_last.forward(self.conv_hr.forward(feat, op), op);
-        out.permute([0, 3, 1, 2])
+        let last_up = self.conv_up.split_last().map(|(last, earlier)| {
+            for conv in earlier {
+                feat = conv.forward(feat.clone(), ConvOp { upsample: 2, ..op });
+            }
+            last
+        });
+        self.tail(feat, last_up, op).permute([0, 3, 1, 2])
     }
+
+    /// The last upsampling convolution (if any), `conv_hr` and `conv_last` on `feat` (NHWC), in
+    /// bands of rows whose largest tensor stays within `tail_band_bytes`. Each band is computed
+    /// with [`tail_halo`] rows of `feat` beyond each cut, and the output rows those rows reach
+    /// (padding where the band ends) are dropped, so the result is the unbanded one exactly.
+    fn tail(&self, feat: Tensor<4>, last_up: Option<&PackedConv>, op: ConvOp) -> Tensor<4> {
+        let run = |band: Tensor<4>| {
+            let band = match last_up {
+                Some(conv) => conv.forward(band, ConvOp { upsample: 2, ..op }),
+                None => band,
+            };
+            self.conv_last.forward(self.conv_hr.forward(band, op), op)
+        };
+        let [n, h, w, c] = feat.dims();
+        let up = if last_up.is_some() { 2 } else { 1 };
+        let halo = tail_halo(up);
+        let bytes_per_row = n * w * up * up * c * feat.dtype().size();
+        let rows = (self.tail_band_bytes / bytes_per_row.max(1)).saturating_sub(2 * halo).max(1);
+        if rows >= h {
+            return run(feat);
+        }
+        let bands = (0..h)
+            .step_by(rows)
+            .map(|top| {
+                let bottom = (top + rows).min(h);
+                let (from, to) = (top.saturating_sub(halo), (bottom + halo).min(h));
+                let out = run(feat.clone().slice([0..n, from..to, 0..w, 0..c]));
+                let [_, _, out_w, out_c] = out.dims();
+                out.slice([0..n, (top - from) * up..(bottom - from) * up, 0..out_w, 0..out_c])
+            })
+            .collect();
+        Tensor::cat(bands, 1)
+    }
+}
+
+/// Rows of the tail's input a band reads beyond each of its cuts: its three 3×3 convolutions
+/// reach three output rows, which are `up` times smaller in the input.
+pub fn tail_halo(up: usize) -> usize {
+    3usize.div_ceil(up)
 }
 
 /// SRVGGNetCompact on Kiln's kernels.
@@ -171,5 +227,56 @@ impl FusedCompactNet {
         }
         let out = self.last.forward(out, op).permute([0, 3, 1, 2]);
         pixel_shuffle(out, self.scale) + upsample_nearest(x, self.scale)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use burn::tensor::{Distribution, Tensor};
+
+    use super::*;
+    use crate::compute::kernels::tests::device;
+    use crate::nets::rrdbnet::Rrdb;
+
+    #[test]
+    fn the_banded_tail_gives_the_unbanded_result() {
+        let device = device();
+        let conv = |cin: usize, cout: usize| Conv3x3 {
+            weight: Tensor::random([cout, cin, 3, 3], Distribution::Uniform(-0.3, 0.3), &device),
+            bias: Tensor::random([cout], Distribution::Uniform(-0.1, 0.1), &device),
+        };
+        let (f, g) = (8, 4);
+        let rdb = || Rdb {
+            conv1: conv(f, g),
+            conv2: conv(f + g, g),
+            conv3: conv(f + 2 * g, g),
+            conv4: conv(f + 3 * g, g),
+            conv5: conv(f + 4 * g, f),
+        };
+        let x = Tensor::<4>::random([1, 3, 13, 10], Distribution::Uniform(0.0, 1.0), &device);
+        for upsamples in [2, 0] {
+            let net = RrdbNet {
+                conv_first: conv(3, f),
+                body: vec![Rrdb { rdb1: rdb(), rdb2: rdb(), rdb3: rdb() }],
+                conv_body: conv(f, f),
+                conv_up: (0..upsamples).map(|_| conv(f, f)).collect(),
+                conv_hr: conv(f, f),
+                conv_last: conv(f, 3),
+                pixel_unshuffle: 1,
+            };
+            let whole = FusedRrdbNet::new(&net, KernelChoice::Best);
+            let expected: Vec<f32> = whole.forward(x.clone()).into_data().try_to_vec().unwrap();
+            let reference: Vec<f32> = net.forward(x.clone()).into_data().try_to_vec().unwrap();
+            let off = expected.iter().zip(&reference).map(|(a, b)| (a - b).abs()).fold(0.0, f32::max);
+            assert!(off < 1e-4, "the fused network is {off} from burn's");
+            // The tail's input rows: 26 at ×2 before the last upsampling, 13 without upsampling.
+            let (up, width) = if upsamples > 0 { (2, 20) } else { (1, 10) };
+            let bytes_per_row = width * up * up * f * 4;
+            for rows in [1, 2, 5] {
+                let banded = whole.clone().with_tail_band_bytes(bytes_per_row * (rows + 2 * tail_halo(up)));
+                let ours: Vec<f32> = banded.forward(x.clone()).into_data().try_to_vec().unwrap();
+                assert_eq!(ours, expected, "{upsamples} upsamplings, bands of {rows} rows");
+            }
+        }
     }
 }

@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 use ts_rs::TS;
 
 use super::compact::CompactNet;
-use super::fused::{FusedCompactNet, FusedRrdbNet};
+use super::fused::{FusedCompactNet, FusedRrdbNet, TAIL_BAND_BYTES};
 use super::rrdbnet::RrdbNet;
 use super::weights::{self, HostWeights, RrdbShape, WeightReader};
 use crate::compute::kernels::{self, KernelChoice};
@@ -98,6 +98,8 @@ pub enum Network {
 #[derive(Debug, Clone, Copy)]
 struct NetShape {
     features: u64,
+    /// RRDBNet's dense-block growth channels (0 for the compact nets).
+    growth: u64,
     unshuffle: u64,
     compact: bool,
 }
@@ -177,6 +179,7 @@ impl Upscaler {
                 net.scale(),
                 NetShape {
                     features: net.conv_first.out_channels() as u64,
+                    growth: net.body.first().map_or(0, |b| b.rdb1.conv1.out_channels()) as u64,
                     unshuffle: net.pixel_unshuffle.max(1) as u64,
                     compact: false,
                 },
@@ -185,6 +188,7 @@ impl Upscaler {
                 net.scale,
                 NetShape {
                     features: net.body.first().map_or(64, |b| b.conv.out_channels()) as u64,
+                    growth: 0,
                     unshuffle: 1,
                     compact: true,
                 },
@@ -238,35 +242,55 @@ impl Upscaler {
     }
 
     /// Device memory one input pixel of a tile needs while the network runs (activations and
-    /// workspace), estimated from the network's shape: RRDBNet x4 about 14 KiB per input pixel
-    /// in f32 (64 features through the blocks, then the 2× and 4× feature maps), the compact
-    /// nets about 2 KiB. Out-of-memory retries cover an estimate that is low.
+    /// workspace), estimated from the network's shape: RRDBNet x4 on burn's operations about 14
+    /// KiB per input pixel in f32 (64 features through the blocks, then the 2× and 4× feature
+    /// maps), 8 KiB on Kiln's kernels (whose ×4 tail runs in bands of fixed size, see
+    /// [`Upscaler::working_bytes_fixed`]), the compact nets about 2 KiB. Out-of-memory retries
+    /// cover an estimate that is low.
     pub fn working_bytes_per_pixel(&self) -> u64 {
-        let NetShape { features, unshuffle, compact } = self.shape;
+        let NetShape { features, unshuffle, compact, .. } = self.shape;
         let scale = self.net_scale as u64;
         let values = if compact {
             features * 6 + 12 * scale * scale
         } else {
-            // Internal maps are pixel-unshuffled; the upsampling runs at (scale·unshuffle)².
+            // Internal maps are pixel-unshuffled; the upsampling runs at (scale·unshuffle)², or
+            // to half that where the last upsampling runs in bands.
             let up = scale * unshuffle;
-            features * (24 + 2 * up * up) / (unshuffle * unshuffle)
+            let upsampled = if self.banded_tail() { (up / 2) * (up / 2) } else { up * up };
+            features * (24 + 2 * upsampled) / (unshuffle * unshuffle)
         };
         values * self.precision.bytes()
     }
 
+    /// Device memory a run needs whatever the tile's size: the bands of RRDBNet's tail on Kiln's
+    /// kernels (about three at a time: the upsampled band, `conv_hr`'s, the input's slice).
+    pub fn working_bytes_fixed(&self) -> u64 {
+        if self.banded_tail() { 3 * TAIL_BAND_BYTES as u64 } else { 0 }
+    }
+
     /// Bytes per input pixel of the largest single tensor the network makes (the RRDBNet's
-    /// feature map after the last upsampling; the compact net's body): one GPU buffer holds it,
-    /// so the device's largest storage binding caps the tile.
+    /// feature map after the last upsampling on burn's operations, before it on Kiln's kernels,
+    /// whose dense blocks' workspace may be larger; the compact net's body): one GPU buffer
+    /// holds it, so the device's largest storage binding caps the tile.
     pub fn largest_tensor_bytes_per_pixel(&self) -> u64 {
-        let NetShape { features, unshuffle, compact } = self.shape;
+        let NetShape { features, growth, unshuffle, compact } = self.shape;
         let scale = self.net_scale as u64;
         let values = if compact {
             features.max(3 * scale * scale)
+        } else if self.banded_tail() {
+            let up = scale * unshuffle;
+            // The dense blocks' workspace holds the features and four growths' channels.
+            (features + 4 * growth).max(features * (up / 2) * (up / 2)) / (unshuffle * unshuffle)
         } else {
             let up = scale * unshuffle;
             features * up * up / (unshuffle * unshuffle)
         };
         values * self.precision.bytes()
+    }
+
+    /// Whether the network runs RRDBNet's tail in bands ([`FusedRrdbNet`]).
+    fn banded_tail(&self) -> bool {
+        matches!(self.network, Network::FusedRrdb(_))
     }
 
     /// How many input pixels a tile's sides must be a multiple of (pixel-unshuffle).

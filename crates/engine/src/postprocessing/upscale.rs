@@ -186,14 +186,16 @@ pub struct UpscaleOutcome {
     pub seconds: f64,
 }
 
-/// The largest tile side (a multiple of 32, 32 to 1024) whose working memory fits `free` bytes:
+/// The largest tile side (a multiple of 32, 32 to 2048: a 1080p image in one tile, where the
+/// device's memory allows; each tile more costs a wait for the device and the overlap's pixels
+/// twice) whose working memory fits `free` bytes:
 /// `per_pixel` bytes for each input pixel of the tile, and `band_per_row` for each input row of
 /// it (the band of output rows the tiler blends into on the device, see [`band_bytes_per_row`]).
 pub fn auto_tile(free: u64, per_pixel: u64, band_per_row: u64) -> usize {
     // The largest side t with per_pixel·t² + band_per_row·t <= free.
     let (a, b, c) = (per_pixel.max(1) as f64, band_per_row as f64, free as f64);
     let side = ((b * b + 4.0 * a * c).sqrt() - b) / (2.0 * a);
-    (side as usize / 32 * 32).clamp(32, 1024)
+    (side as usize / 32 * 32).clamp(32, 2048)
 }
 
 /// Device memory the tiler's band of output rows takes for each input row of a tile, for an
@@ -481,7 +483,9 @@ impl Engine {
 
         // Tiles: the largest that fit what the budget leaves beside the weights.
         let per_pixel = upscaler.working_bytes_per_pixel() * if settings.tta { 2 } else { 1 };
-        let free = budget.saturating_sub(self.state.residency.weights_on(request.device_id));
+        let free = budget
+            .saturating_sub(self.state.residency.weights_on(request.device_id))
+            .saturating_sub(upscaler.working_bytes_fixed());
         let multiple = upscaler.size_multiple().max(1);
         let band_per_row = band_bytes_per_row(in_w, upscaler.net_scale);
         let tile = match settings.tile {
@@ -524,7 +528,7 @@ impl Engine {
             owner: request.owner.clone(),
             component: "tiles".into(),
             kind: AllocationKind::Activations,
-            bytes: tile_area * per_pixel + tile_rows * band_per_row,
+            bytes: tile_area * per_pixel + tile_rows * band_per_row + upscaler.working_bytes_fixed(),
             since_ms: unix_ms(),
             path: None,
         });
@@ -648,7 +652,7 @@ mod tests {
         let tile = auto_tile(free, per_pixel, band) as u64;
         assert!(fits(tile) && !fits(tile + 32), "{tile}");
         assert!(tile < 416);
-        assert_eq!(auto_tile(1 << 40, per_pixel, band), 1024);
+        assert_eq!(auto_tile(1 << 40, per_pixel, band), 2048);
         assert_eq!(auto_tile(0, per_pixel, band), 32);
     }
 

@@ -348,4 +348,4 @@ pub fn pack_weight(weight: Tensor<4>) -> Tensor<2> {
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

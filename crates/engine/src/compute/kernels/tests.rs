@@ -12,7 +12,8 @@ use burn::tensor::{Device, Distribution, Tensor};
 
 use super::*;
 
-fn device() -> Device {
+/// The software GPU through its GL adapter (no cooperative matrices: the tiled kernel runs).
+pub(crate) fn device() -> Device {
     Device::new(WgpuDevice::new(WgpuDeviceKind::Cpu).on(WgpuBackend::Gl))
 }
 
