@@ -241,6 +241,12 @@ fn networks(gpu: &Value, device: &Device, side: usize, precisions: &[FloatDType]
             }
             outputs.push(ours);
         }
+        // x4plus with its ×4 tail in one piece (as before the bands; a 512² tile's tail is
+        // five bands), against the default's output.
+        let unbanded = fused_rrdb.clone().with_tail_band_bytes(usize::MAX);
+        let (timing, out) = time(device, false, || unbanded.forward(x.clone()));
+        let difference = largest_difference(&values(&out), &outputs[0]);
+        report_network(gpu, "x4plus", dtype, "kiln kernels, tail unbanded", side, timing, Some(difference));
         // The networks on each tensor-core block shape, checked against the default's output.
         if dtype == FloatDType::F16 {
             for block in cmma_blocks(false) {
