@@ -17,8 +17,8 @@ const RESIDUAL: f32 = 0.2;
 /// after it, at the output's resolution) takes: the tail runs in bands of rows this size, so
 /// that a tile is no longer capped by the largest feature map one GPU buffer holds (a 1080p
 /// tile's ×4 map is 4.25 GB in f16; wgpu offers 2 GiB, and WebGPU guarantees only 128 MiB, this
-/// figure). Bands overlap by [`tail_halo`] rows, recomputed: at 1080p in f16 about 0.4 % more
-/// work for the whole network.
+/// figure). Bands overlap by [`tail_halo`] rows, recomputed: at 1080p in f16 about half a
+/// percent more work for the whole network.
 pub const TAIL_BAND_BYTES: usize = 128 << 20;
 
 /// A convolution in the kernels' layout, with its per-channel activation slope.

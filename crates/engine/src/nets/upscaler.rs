@@ -253,8 +253,9 @@ impl Upscaler {
         let values = if compact {
             features * 6 + 12 * scale * scale
         } else {
-            // Internal maps are pixel-unshuffled; the upsampling runs at (scale·unshuffle)², or
-            // to half that where the last upsampling runs in bands.
+            // Internal maps are pixel-unshuffled; the upsampling runs at (scale·unshuffle)² the
+            // pixels, and whole tiles reach only (scale·unshuffle / 2)² where the last upsampling
+            // runs in bands.
             let up = scale * unshuffle;
             let upsampled = if self.banded_tail() { (up / 2) * (up / 2) } else { up * up };
             features * (24 + 2 * upsampled) / (unshuffle * unshuffle)
