@@ -16,7 +16,7 @@ use burn::tensor::{Device, Tensor};
 use kiln_engine::nets::weights::HostWeights;
 use kiln_engine::nets::{Kernels, Precision, Upscaler};
 use kiln_engine::postprocessing::tiling::{self, Planes, Readout, TileOptions};
-use kiln_engine::postprocessing::upscale::{NetRunner, auto_tile, band_bytes_per_row, buffer_tile_limit};
+use kiln_engine::postprocessing::upscale::{NetRunner, auto_tile_for, buffer_tile_limit};
 use kiln_engine::{Engine, dispatch};
 use serde_json::{Value, json};
 
@@ -73,10 +73,9 @@ fn main() {
         for (&precision, &kernels) in precisions.iter().flat_map(|p| implementations.iter().map(move |k| (p, k))) {
             let upscaler =
                 Arc::new(Upscaler::build_with(&weights, &device, precision, kernels).expect("the model loads"));
-            let per_pixel = upscaler.working_bytes_per_pixel();
-            let free = budget.saturating_sub(weights.bytes()).saturating_sub(upscaler.working_bytes_fixed());
+            let free = budget.saturating_sub(weights.bytes());
             for &(w, h) in sizes {
-                let tile = auto_tile(free, per_pixel, band_bytes_per_row(w as u32, upscaler.net_scale))
+                let tile = auto_tile_for(&upscaler, free, w as u32, false)
                     .min(buffer_limit.map_or(usize::MAX, |l| buffer_tile_limit(&upscaler, l, w as u32)));
                 // burn's f32 convolutions fall to its direct kernel: tens of seconds a 1080p image.
                 if kernels == Kernels::Burn && precision == Precision::F32 && w * h > 1_000_000 {

@@ -198,6 +198,17 @@ pub fn auto_tile(free: u64, per_pixel: u64, band_per_row: u64) -> usize {
     (side as usize / 32 * 32).clamp(32, 2048)
 }
 
+/// The tile side a job of `upscaler` picks for an image `width` input pixels wide when
+/// `free` bytes of the device's budget are left beside the weights: what the network needs
+/// whatever the tile's size comes off first ([`Upscaler::working_bytes_fixed`]), then
+/// [`auto_tile`] for its working memory per pixel (twice with 8-fold TTA, which sums) and the
+/// band of output rows.
+pub fn auto_tile_for(upscaler: &Upscaler, free: u64, width: u32, tta: bool) -> usize {
+    let per_pixel = upscaler.working_bytes_per_pixel() * if tta { 2 } else { 1 };
+    let free = free.saturating_sub(upscaler.working_bytes_fixed());
+    auto_tile(free, per_pixel, band_bytes_per_row(width, upscaler.net_scale))
+}
+
 /// Device memory the tiler's band of output rows takes for each input row of a tile, for an
 /// image `width` input pixels wide through a network of `scale`: RGB f32 rows `scale` times
 /// wider and taller, twice (the band and the one it becomes when a tile is added).
@@ -483,14 +494,12 @@ impl Engine {
 
         // Tiles: the largest that fit what the budget leaves beside the weights.
         let per_pixel = upscaler.working_bytes_per_pixel() * if settings.tta { 2 } else { 1 };
-        let free = budget
-            .saturating_sub(self.state.residency.weights_on(request.device_id))
-            .saturating_sub(upscaler.working_bytes_fixed());
+        let free = budget.saturating_sub(self.state.residency.weights_on(request.device_id));
         let multiple = upscaler.size_multiple().max(1);
         let band_per_row = band_bytes_per_row(in_w, upscaler.net_scale);
         let tile = match settings.tile {
             Some(tile) => tile as usize,
-            None => auto_tile(free, per_pixel, band_per_row),
+            None => auto_tile_for(&upscaler, free, in_w, settings.tta),
         };
         let buffer_limit = bound
             .device
