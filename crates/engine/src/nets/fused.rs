@@ -158,6 +158,15 @@ impl FusedRrdbNet {
         self.tail(feat, last_up, op).permute([0, 3, 1, 2])
     }
 
+    /// Rows of the tail's input (`dims`, NHWC, `elem` bytes a value, upsampled `up` times by
+    /// the tail) each band computes, besides its halo rows: as many as keep the band's largest
+    /// tensor within `tail_band_bytes`, at least one.
+    pub fn tail_band_rows(&self, dims: [usize; 4], elem: usize, up: usize) -> usize {
+        let [n, _, w, c] = dims;
+        let bytes_per_row = n * w * up * up * c * elem;
+        (self.tail_band_bytes / bytes_per_row.max(1)).saturating_sub(2 * tail_halo(up)).max(1)
+    }
+
     /// The last upsampling convolution (if any), `conv_hr` and `conv_last` on `feat` (NHWC), in
     /// bands of rows whose largest tensor stays within `tail_band_bytes`. Each band is computed
     /// with [`tail_halo`] rows of `feat` beyond each cut, and the output rows those rows reach
@@ -173,8 +182,7 @@ impl FusedRrdbNet {
         let [n, h, w, c] = feat.dims();
         let up = if last_up.is_some() { 2 } else { 1 };
         let halo = tail_halo(up);
-        let bytes_per_row = n * w * up * up * c * feat.dtype().size();
-        let rows = (self.tail_band_bytes / bytes_per_row.max(1)).saturating_sub(2 * halo).max(1);
+        let rows = self.tail_band_rows(feat.dims(), feat.dtype().size(), up);
         if rows >= h {
             return run(feat);
         }
@@ -269,11 +277,13 @@ mod tests {
             let reference: Vec<f32> = net.forward(x.clone()).into_data().try_to_vec().unwrap();
             let off = expected.iter().zip(&reference).map(|(a, b)| (a - b).abs()).fold(0.0, f32::max);
             assert!(off < 1e-4, "the fused network is {off} from burn's");
-            // The tail's input rows: 26 at ×2 before the last upsampling, 13 without upsampling.
-            let (up, width) = if upsamples > 0 { (2, 20) } else { (1, 10) };
-            let bytes_per_row = width * up * up * f * 4;
+            // The tail's input: 26 rows of 20 at ×2 before the last upsampling, 13 of 10 without.
+            let (up, dims) = if upsamples > 0 { (2, [1, 26, 20, f]) } else { (1, [1, 13, 10, f]) };
+            let bytes_per_row = dims[2] * up * up * f * 4;
+            assert!(whole.tail_band_rows(dims, 4, up) >= dims[1], "the default: one band");
             for rows in [1, 2, 5] {
                 let banded = whole.clone().with_tail_band_bytes(bytes_per_row * (rows + 2 * tail_halo(up)));
+                assert_eq!(banded.tail_band_rows(dims, 4, up), rows, "the bands the test means to run");
                 let ours: Vec<f32> = banded.forward(x.clone()).into_data().try_to_vec().unwrap();
                 assert_eq!(ours, expected, "{upsamples} upsamplings, bands of {rows} rows");
             }
