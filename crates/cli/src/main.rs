@@ -51,7 +51,27 @@ fn main() -> anyhow::Result<()> {
         Command::Serve(args) => runtime.block_on(serve::run(args)),
         Command::Upscale(args) => {
             let code = runtime.block_on(upscale::run(args))?;
-            std::process::exit(code);
+            exit_now(code)
         }
     }
+}
+
+/// Ends the process with `code` once its output is flushed, without the C library's exit
+/// handlers. The jobs are final and stored by now, but the GPU driver's threads (cubecl's, the
+/// engine's workers) still run, and `exit` would tear down the driver's static state beside
+/// them: on the software GPU that corrupted the heap at exit, seen twice in the test run under
+/// load ("corrupted size vs. prev_size in fastbins", "malloc_consolidate(): unaligned fastbin
+/// chunk"), after every job had finished.
+fn exit_now(code: i32) -> ! {
+    use std::io::Write;
+    let _ = std::io::stdout().flush();
+    let _ = std::io::stderr().flush();
+    #[cfg(unix)]
+    // SAFETY: `_exit` ends the process at once; the output is flushed and the jobs' state is
+    // committed to the database, so nothing that must outlive the process is left in memory.
+    unsafe {
+        libc::_exit(code)
+    }
+    #[cfg(not(unix))]
+    std::process::exit(code)
 }
