@@ -604,6 +604,8 @@ impl Engine {
 
     pub async fn jobs_remove(&self, input: JobIds) -> Result<Changed, ApiError> {
         let changed = self.change_jobs(input.ids, super::store::Store::remove).await?;
+        let removed = changed.ids.clone();
+        self.blocking(move |engine| removed.iter().for_each(|&id| super::workers::discard_work(&engine, id))).await?;
         self.emit(KilnEvent::QueueChanged);
         Ok(changed)
     }

@@ -221,7 +221,21 @@ pub(crate) fn announce(engine: &Engine, id: i64) {
 /// Where a job writes a step's result: the job's output folder for the last step, its work
 /// folder (lossless PNG) before that.
 fn work_dir(engine: &Engine, job: &Job) -> PathBuf {
-    engine.data_dir().join("work").join(job.id.to_string())
+    work_dir_of(engine, job.id)
+}
+
+fn work_dir_of(engine: &Engine, id: i64) -> PathBuf {
+    engine.data_dir().join("work").join(id.to_string())
+}
+
+/// Deletes a job's intermediate results: once it is done, or gone from the history.
+pub(crate) fn discard_work(engine: &Engine, id: i64) {
+    let dir = work_dir_of(engine, id);
+    if let Err(error) = std::fs::remove_dir_all(&dir)
+        && error.kind() != std::io::ErrorKind::NotFound
+    {
+        tracing::warn!("job {id}: could not delete {}: {error}", dir.display());
+    }
 }
 
 /// Beats for a running job on a thread of its own until dropped, so that a job whose tiles are
@@ -314,8 +328,11 @@ fn run_job(engine: &Engine, job: Job, device: &DeviceId) {
         }
     }
     let _ = store.log(id, "info", &format!("done in {:.2} s", started.elapsed().as_secs_f64()));
+    // The work folder goes before the job reads as done, so nobody who sees it done finds the
+    // folder still there. Every step's outcome is recorded by now: a process that dies here
+    // leaves a job that resumes past its last step and only finishes.
+    discard_work(engine, id);
     let _ = store.finish(id, JobState::Done, None);
-    let _ = std::fs::remove_dir_all(work_dir(engine, &job));
     announce(engine, id);
 }
 

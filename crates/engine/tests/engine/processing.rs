@@ -318,7 +318,14 @@ async fn alpha_sixteen_bit_sizes_and_workflows() {
     let outcomes = details["job"]["outcomes"].as_array().unwrap();
     assert_eq!(outcomes.len(), 2);
     assert_eq!((outcomes[1]["input_width"].as_u64(), outcomes[1]["output_width"].as_u64()), (Some(80), Some(320)));
-    assert!(!data.path().join("work").join(id.to_string()).exists(), "the work folder goes when the job is done");
+    let work = data.path().join("work").join(id.to_string());
+    assert!(!work.exists(), "the work folder goes when the job is done");
+    // A job leaves its folder when it fails or is cancelled (a retry resumes from it); taking the
+    // job out of the history takes the folder too.
+    std::fs::create_dir_all(&work).unwrap();
+    std::fs::write(work.join("step-1.png"), b"left by a stopped step").unwrap();
+    assert_eq!(call(&engine, "jobs.remove", json!({ "ids": [id] })).await["ids"], json!([id]));
+    assert!(!work.exists(), "a removed job's work folder goes with it");
     engine.shutdown();
 }
 
