@@ -86,12 +86,14 @@ impl Kernels {
     }
 }
 
+/// The network an upscaler runs: burn's operations or Kiln's kernels, for either architecture
+/// (boxed: each holds hundreds of bytes of tensor handles).
 #[derive(Debug, Clone)]
 pub enum Network {
-    Rrdb(RrdbNet),
-    Compact(CompactNet),
-    FusedRrdb(FusedRrdbNet),
-    FusedCompact(FusedCompactNet),
+    Rrdb(Box<RrdbNet>),
+    Compact(Box<CompactNet>),
+    FusedRrdb(Box<FusedRrdbNet>),
+    FusedCompact(Box<FusedCompactNet>),
 }
 
 /// What the memory estimates need of a network's shape.
@@ -151,7 +153,7 @@ impl Upscaler {
                 scale,
             } => {
                 let upsamples = ((scale * pixel_unshuffle) as f32).log2().round() as usize;
-                Network::Rrdb(weights::rrdbnet(
+                Network::Rrdb(Box::new(weights::rrdbnet(
                     &reader,
                     RrdbShape {
                         layout,
@@ -163,15 +165,11 @@ impl Upscaler {
                         upsamples,
                         pixel_unshuffle: pixel_unshuffle as usize,
                     },
-                )?)
+                )?))
             }
-            Architecture::Compact { scale, num_conv, features, in_channels, .. } => Network::Compact(weights::compact(
-                &reader,
-                num_conv as usize,
-                features as usize,
-                in_channels as usize,
-                scale as usize,
-            )?),
+            Architecture::Compact { scale, num_conv, features, in_channels, .. } => Network::Compact(Box::new(
+                weights::compact(&reader, num_conv as usize, features as usize, in_channels as usize, scale as usize)?,
+            )),
             ref other => return Err(UpscalerError::NotAnUpscaler(other.label())),
         };
         let (net_scale, shape) = match &network {
@@ -197,8 +195,12 @@ impl Upscaler {
         };
         // The fused networks repack the burn network's weights; the burn tensors are dropped.
         let network = match (kernels, network) {
-            (Kernels::Kiln(choice), Network::Rrdb(net)) => Network::FusedRrdb(FusedRrdbNet::new(&net, choice)),
-            (Kernels::Kiln(choice), Network::Compact(net)) => Network::FusedCompact(FusedCompactNet::new(&net, choice)),
+            (Kernels::Kiln(choice), Network::Rrdb(net)) => {
+                Network::FusedRrdb(Box::new(FusedRrdbNet::new(&net, choice)))
+            }
+            (Kernels::Kiln(choice), Network::Compact(net)) => {
+                Network::FusedCompact(Box::new(FusedCompactNet::new(&net, choice)))
+            }
             (_, network) => network,
         };
         if matches!(network, Network::FusedRrdb(_) | Network::FusedCompact(_)) {

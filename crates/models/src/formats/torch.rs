@@ -461,8 +461,9 @@ pub(crate) mod tests {
 
     #[test]
     fn tensors_must_stay_inside_their_storage() {
-        let cases: &[(i64, i64, &[i64], &[i64], usize, &str)] = &[
-            // (storage elements, offset, shape, strides, bytes present, expected)
+        // (storage elements, offset, shape, strides, bytes present, expected)
+        type Case<'a> = (i64, i64, &'a [i64], &'a [i64], usize, &'a str);
+        let cases: &[Case] = &[
             (4, 5, &[1], &[1], 16, "reaches past"),
             (4, 4, &[1], &[1], 16, "reaches past"),
             (4, 0, &[2, 3], &[3, 1], 16, "reaches past"),

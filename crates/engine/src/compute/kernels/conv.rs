@@ -533,6 +533,9 @@ fn conv_tiled<F: Float>(
 /// `N` is the vector width of `input` and `weight` loads (8 f16 = 16 bytes where channel counts,
 /// strides and offsets allow, else 1), `vec` the same number at compile time; `M` and `out_vec`
 /// the same for `output` stores and `residual` loads.
+// Kernel code: cubecl has no `div_ceil`, and an `if` settled at compile time stays apart from
+// one settled at run time.
+#[allow(clippy::manual_div_ceil, clippy::collapsible_if)]
 #[cube(launch)]
 fn conv_cmma<F: Float, N: Size, M: Size>(
     input: &[Vector<F, N>],
