@@ -45,6 +45,7 @@ async fn the_bundled_model_loads_once_shows_in_the_map_and_unloads() {
     let gpu = device(&status, &id);
     assert_eq!(gpu["kiln_weights_bytes"].as_u64(), Some(bytes));
     assert_eq!(gpu["models"][0]["name"], json!("realesr-animevideov3-x4"));
+    assert_eq!(gpu["pool_pending"], json!(false), "an idle device's pools answer now");
     let in_use = gpu["pool"]["bytes_in_use"].as_u64().unwrap();
     assert!(in_use >= bytes, "the pools hold the weights: {in_use} < {bytes}");
     assert_eq!(status["ram"]["models"][0]["bytes"].as_u64(), Some(bytes));

@@ -281,6 +281,11 @@ kiln_working_bytes: number,
  */
 pool?: PoolUsage, 
 /**
+ * Whether `pool` (and the working memory from it) is the last reading that came back: the
+ * device was still busy with earlier work (a job's tile, a first launch's compilation).
+ */
+pool_pending: boolean, 
+/**
  * How much Kiln may keep resident here.
  */
 budget_bytes: number, 

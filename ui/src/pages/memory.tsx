@@ -34,6 +34,13 @@ function segments(d: DeviceMemory): Segment[] {
   return parts;
 }
 
+/** The pools' figures in words; a busy device answers later, so its last reading is said to be one. */
+function poolLine(d: DeviceMemory): string {
+  if (!d.pool) return d.pool_pending ? " · pools: waiting for the device, busy with earlier work" : " · Kiln has not computed here yet";
+  const figures = ` · pools: ${bytes(d.pool.bytes_in_use)} in use of ${bytes(d.pool.bytes_reserved)} reserved, ${d.pool.allocations} buffers`;
+  return d.pool_pending ? `${figures} (the last reading: the device is busy with earlier work)` : figures;
+}
+
 function MemoryBar({ device, others, act }: { device: DeviceMemory; others: DeviceMemory[]; act: (work: Promise<unknown>) => void }) {
   const parts = segments(device);
   const [picked, setPicked] = useState<Segment | null>(null);
@@ -150,7 +157,7 @@ export function MemoryPage() {
           <MemoryBar device={d} others={status.devices.filter((o) => o.device_id !== d.device_id)} act={act} />
           <p class="small muted">
             Budget {bytes(d.budget_bytes)} ({d.budget_source}) · Kiln weights {bytes(d.kiln_weights_bytes)}
-            {d.pool ? ` · pools: ${bytes(d.pool.bytes_in_use)} in use of ${bytes(d.pool.bytes_reserved)} reserved, ${d.pool.allocations} buffers` : " · Kiln has not computed here yet"}
+            {poolLine(d)}
           </p>
           <BudgetForm device={d} onDone={load} onError={setError} />
         </article>

@@ -9,8 +9,11 @@
 //! reading waited 4.9-6.8 s behind one small job on lavapipe, and the background sampler's tick
 //! reads every device under one lock. So the sampler takes [`ComputeDevices::pool_usage_within`]:
 //! at most one reading in flight a device, on a thread of its own, waited for
-//! [`READING_WAIT`] at most, else the last reading that came back ([`PoolReadings`]). Explicit
-//! queries ([`ComputeDevices::pool_usage`]) still wait for an exact answer.
+//! [`READING_WAIT`] at most, else the last reading that came back ([`PoolReadings`]). What the
+//! UI asks for (the memory map, a device's advice) waits [`UI_READING_WAIT`] the same way and
+//! says when its figures are the last reading ([`ComputeDevices::recent_pool_usage`]); what sizes
+//! work (a job's tiles, a model's admission, a release) waits for an exact answer
+//! ([`ComputeDevices::pool_usage`]).
 
 pub mod benchmark;
 pub mod kernels;
@@ -103,6 +106,17 @@ pub fn burn_device(target: ComputeTarget) -> Device {
 /// How long the background sampler waits for a pool reading before it uses the last one.
 pub(crate) const READING_WAIT: Duration = Duration::from_millis(100);
 
+/// How long a query from the UI waits for a pool reading before it takes the last one.
+pub(crate) const UI_READING_WAIT: Duration = Duration::from_millis(500);
+
+/// A pool reading for the UI: the figures, and whether they are the last reading that came back
+/// because the device is still busy with work queued before this one.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct RecentPools {
+    pub usage: Option<PoolUsage>,
+    pub pending: bool,
+}
+
 /// An open device: its burn device and its pool readings.
 struct OpenDevice {
     device: Device,
@@ -142,7 +156,15 @@ impl ComputeDevices {
     /// the last reading that came back); `None` when Kiln never ran work there, or no reading
     /// has come back yet.
     pub fn pool_usage_within(&self, id: &DeviceId, wait: Duration) -> Option<PoolUsage> {
-        let (device, readings) = self.device_and_readings(id)?;
+        self.recent_pool_usage(id, wait).usage
+    }
+
+    /// As [`Self::pool_usage_within`], saying whether the figures are the last reading (the
+    /// device still busy after `wait`).
+    pub fn recent_pool_usage(&self, id: &DeviceId, wait: Duration) -> RecentPools {
+        let Some((device, readings)) = self.device_and_readings(id) else {
+            return RecentPools::default();
+        };
         readings.read(move || read_pools(&device), wait)
     }
 
@@ -193,12 +215,13 @@ struct ReadingState {
 
 impl PoolReadings {
     /// Starts `reading` on a thread of its own unless one is already in flight, waits up to
-    /// `wait` for the one in flight, and returns the last reading that came back.
+    /// `wait` for the one in flight, and returns the last reading that came back (`pending`
+    /// when that is an older one).
     pub(crate) fn read(
         self: &Arc<Self>,
         reading: impl FnOnce() -> Option<PoolUsage> + Send + 'static,
         wait: Duration,
-    ) -> Option<PoolUsage> {
+    ) -> RecentPools {
         let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
         if !state.in_flight {
             let readings = Arc::clone(self);
@@ -212,7 +235,7 @@ impl PoolReadings {
         }
         let (state, _) =
             self.answered.wait_timeout_while(state, wait, |s| s.in_flight).unwrap_or_else(|e| e.into_inner());
-        state.last
+        RecentPools { usage: state.last, pending: state.in_flight }
     }
 }
 
@@ -237,7 +260,10 @@ mod tests {
     fn a_slow_pool_reading_does_not_hold_its_callers() {
         let readings = Arc::new(PoolReadings::default());
         let first = PoolUsage { allocations: 1, ..Default::default() };
-        assert_eq!(readings.read(move || Some(first), Duration::from_secs(10)), Some(first));
+        assert_eq!(
+            readings.read(move || Some(first), Duration::from_secs(10)),
+            RecentPools { usage: Some(first), pending: false }
+        );
 
         let (release, released) = std::sync::mpsc::channel::<()>();
         let second = PoolUsage { allocations: 2, ..Default::default() };
@@ -247,7 +273,11 @@ mod tests {
             Some(second)
         };
         let started = std::time::Instant::now();
-        assert_eq!(readings.read(slow, Duration::from_millis(50)), Some(first), "the last reading while one is stuck");
+        assert_eq!(
+            readings.read(slow, Duration::from_millis(50)),
+            RecentPools { usage: Some(first), pending: true },
+            "the last reading while one is stuck, said to be so"
+        );
         assert!(started.elapsed() < Duration::from_secs(5));
         let runs = Arc::new(std::sync::atomic::AtomicUsize::new(0));
         let counted = runs.clone();
@@ -255,7 +285,7 @@ mod tests {
             counted.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
             None
         };
-        assert_eq!(readings.read(never, Duration::from_millis(10)), Some(first));
+        assert_eq!(readings.read(never, Duration::from_millis(10)).usage, Some(first));
         assert_eq!(runs.load(std::sync::atomic::Ordering::SeqCst), 0, "no second reading while one is in flight");
         release.send(()).unwrap();
         let state = readings.state.lock().unwrap();
@@ -268,6 +298,7 @@ mod tests {
         let devices = ComputeDevices::default();
         assert_eq!(devices.pool_usage(&DeviceId::cpu()), None);
         assert_eq!(devices.pool_usage_within(&DeviceId::cpu(), READING_WAIT), None);
+        assert_eq!(devices.recent_pool_usage(&DeviceId::cpu(), UI_READING_WAIT), RecentPools::default());
         assert_eq!(devices.release(&DeviceId::cpu()).unwrap(), None);
     }
 }

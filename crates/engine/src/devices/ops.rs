@@ -346,13 +346,18 @@ impl Engine {
     pub async fn devices_optimize(&self, input: DeviceRef) -> Result<Recommendation, ApiError> {
         let bound = self.bound(&input.device_id)?;
         let (status, _) = self.latest(&input.device_id);
+        // Off the async runtime: a busy device's reading waits up to UI_READING_WAIT.
+        let id = input.device_id.clone();
+        let pools = self
+            .blocking(move |engine| engine.state.compute.pool_usage_within(&id, crate::compute::UI_READING_WAIT))
+            .await?;
         let mut memory = MemoryPicture {
             total_bytes: status
                 .as_ref()
                 .and_then(|s| s.memory_total_bytes.as_ref().map(|r| r.value))
                 .or(bound.device.memory_total_bytes),
             used_bytes: status.as_ref().and_then(|s| s.memory_used_bytes.as_ref().map(|r| r.value)),
-            kiln_bytes: self.state.compute.pool_usage(&input.device_id).map_or(0, |p| p.bytes_reserved),
+            kiln_bytes: pools.map_or(0, |p| p.bytes_reserved),
         };
         // Software adapters and the CPU work in system RAM.
         if matches!(bound.device.kind, DeviceKind::SoftwareGpu) {

@@ -80,6 +80,10 @@ pub struct DeviceMemory {
     #[ts(optional)]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pool: Option<PoolUsage>,
+    /// Whether `pool` (and the working memory from it) is the last reading that came back: the
+    /// device was still busy with earlier work (a job's tile, a first launch's compilation).
+    #[serde(default)]
+    pub pool_pending: bool,
     /// How much Kiln may keep resident here.
     pub budget_bytes: u64,
     /// How the budget was set: `setting` or the default fraction it came from.

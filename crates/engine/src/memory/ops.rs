@@ -2,11 +2,14 @@
 //! loading and unloading models within budgets, clearing, cleaning up pools, transfers and
 //! budgets.
 
+use std::time::Duration;
+
 use serde::{Deserialize, Serialize};
 use ts_rs::TS;
 
 use super::residency::LoadResult;
 use super::{Allocation, DeviceMemory, MemoryStatus, RamCacheStatus};
+use crate::compute::{RecentPools, UI_READING_WAIT};
 use crate::devices::{DeviceId, DeviceKind, DeviceRef, NoInput};
 use crate::engine::Engine;
 use crate::error::{ApiError, ErrorCode};
@@ -70,8 +73,19 @@ impl Engine {
         (total as f64 * self.settings().memory.ram_cache_fraction) as u64
     }
 
-    /// A device's memory figures and budget, merged from the ledger, the pools and the device.
+    /// A device's memory figures and budget, merged from the ledger, the pools and the device;
+    /// the pools' figures exact, waiting behind work queued on the device (what sizes work).
     pub(crate) fn device_memory(&self, id: &DeviceId) -> Result<DeviceMemory, ApiError> {
+        self.memory_picture(id, None)
+    }
+
+    /// The same for the UI: the pools' figures wait [`UI_READING_WAIT`] at most for a busy
+    /// device, then are its last reading, marked `pool_pending`.
+    pub(crate) fn device_memory_now(&self, id: &DeviceId) -> Result<DeviceMemory, ApiError> {
+        self.memory_picture(id, Some(UI_READING_WAIT))
+    }
+
+    fn memory_picture(&self, id: &DeviceId, pool_wait: Option<Duration>) -> Result<DeviceMemory, ApiError> {
         let bound = self.bound(id)?;
         let status = self.latest_status(id);
         let cpu = self.latest_status(&DeviceId(DeviceId::CPU.into()));
@@ -80,7 +94,11 @@ impl Engine {
         let figures = if in_ram { cpu.as_ref() } else { status.as_ref() };
         let total = figures.and_then(|s| s.memory_total_bytes.as_ref().map(|r| r.value));
         let used = figures.and_then(|s| s.memory_used_bytes.as_ref().map(|r| r.value));
-        let pool = self.state.compute.pool_usage(id);
+        let pools = match pool_wait {
+            Some(wait) => self.state.compute.recent_pool_usage(id, wait),
+            None => RecentPools { usage: self.state.compute.pool_usage(id), pending: false },
+        };
+        let pool = pools.usage;
         let reserved = pool.map_or(0, |p| p.bytes_reserved);
         let weights = self.state.residency.weights_on(id);
         let settings = self.settings().memory;
@@ -102,6 +120,7 @@ impl Engine {
             kiln_weights_bytes: weights,
             kiln_working_bytes: pool.map_or(0, |p| p.bytes_in_use.saturating_sub(weights)),
             pool,
+            pool_pending: pools.pending,
             budget_bytes: budget,
             budget_source: source,
             models: self.state.residency.residents(id),
@@ -115,7 +134,7 @@ impl Engine {
     pub(crate) fn memory_map(&self) -> Result<MemoryStatus, ApiError> {
         let mut devices = Vec::new();
         for bound in self.devices().iter().filter(|d| d.binding.compute.is_some()) {
-            devices.push(self.device_memory(&bound.device.id)?);
+            devices.push(self.device_memory_now(&bound.device.id)?);
         }
         let (models, hits, misses) = self.state.residency.ram();
         Ok(MemoryStatus {
@@ -131,7 +150,7 @@ impl Engine {
     }
 
     pub async fn memory_usage(&self, input: DeviceRef) -> Result<DeviceMemory, ApiError> {
-        self.blocking(move |engine| engine.device_memory(&input.device_id)).await?
+        self.blocking(move |engine| engine.device_memory_now(&input.device_id)).await?
     }
 
     pub async fn memory_allocations(&self, _: NoInput) -> Result<Vec<Allocation>, ApiError> {
