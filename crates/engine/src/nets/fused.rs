@@ -248,7 +248,7 @@ mod tests {
 
     #[test]
     fn the_banded_tail_gives_the_unbanded_result() {
-        let device = device();
+        let (device, _alone) = device();
         let conv = |cin: usize, cout: usize| Conv3x3 {
             weight: Tensor::random([cout, cin, 3, 3], Distribution::Uniform(-0.3, 0.3), &device),
             bias: Tensor::random([cout], Distribution::Uniform(-0.1, 0.1), &device),
