@@ -1,8 +1,9 @@
 // The Models and Memory pages in a real browser against `kiln serve`: the bundled model is in
 // the library with its architecture and hash; loading it onto the software GPU puts it in that
 // device's memory map and the ledger; its drawer hands it to the Upscale page; unloading takes
-// it out again. Screenshots are kept
-// (test-results/e2e/models.png, memory.png).
+// it out again. While a job keeps the device busy, the Memory page still answers, with the pools'
+// last reading said to be one. Screenshots are kept
+// (test-results/e2e/models.png, memory.png, memory-busy.png).
 import { expect, test } from "@playwright/test";
 import { openPage } from "./pages";
 
@@ -59,4 +60,45 @@ test("a loaded model appears in the VRAM map and disappears after unload", async
   await expect(card.locator(".vram-legend")).toBeVisible();
   await expect(segment).toHaveCount(0);
   await expect(page.locator("table.ledger")).toContainText("Kiln holds no memory");
+});
+
+test("the memory map answers while a job keeps the device busy", async ({ page }) => {
+  test.setTimeout(300_000);
+  await page.goto(url());
+  await openPage(page, "Control+5", "Upscale");
+  // A 384×384 image in 192-pixel tiles: seconds of work a tile on the software GPU.
+  await page.getByLabel("Tile", { exact: true }).fill("192");
+  const dataTransfer = await page.evaluateHandle(async () => {
+    const canvas = document.createElement("canvas");
+    canvas.width = 384;
+    canvas.height = 384;
+    const g = canvas.getContext("2d")!;
+    const gradient = g.createLinearGradient(0, 0, 384, 384);
+    gradient.addColorStop(0, "#e8702a");
+    gradient.addColorStop(1, "#2a6fe8");
+    g.fillStyle = gradient;
+    g.fillRect(0, 0, 384, 384);
+    const blob = await new Promise<Blob>((ok) => canvas.toBlob((b) => ok(b!), "image/png"));
+    const transfer = new DataTransfer();
+    transfer.items.add(new File([blob], "kiln-busy.png", { type: "image/png" }));
+    return transfer;
+  });
+  const zone = page.getByRole("region", { name: "Drop zone" });
+  await zone.dispatchEvent("dragover", { dataTransfer });
+  await zone.dispatchEvent("drop", { dataTransfer });
+  const row = page.locator("tr.upscale-row", { hasText: "kiln-busy.png" });
+  await expect(row).toHaveAttribute("data-state", "running", { timeout: 120_000 });
+
+  // The page reads the memory on every telemetry tick; a tile holds the pools' reading back,
+  // and the page shows the last one, marked, instead of waiting for the tile.
+  await openPage(page, "Control+2", "Memory");
+  const card = page.locator("article.memory-card", { hasText: "llvmpipe" });
+  await expect(card).toContainText("the last reading: the device is busy", { timeout: 120_000 });
+  await expect(card.locator(".vram-legend")).toContainText(MODEL);
+  await page.screenshot({ path: `${test.info().project.outputDir}/memory-busy.png` });
+
+  // Cancelled, so the next tests' jobs do not wait behind it.
+  await openPage(page, "Control+5", "Upscale");
+  await row.getByRole("button", { name: "Cancel" }).click();
+  await expect(row).toHaveAttribute("data-state", "cancelled", { timeout: 120_000 });
 });
