@@ -5,7 +5,7 @@
 // last reading said to be one. Screenshots are kept
 // (test-results/e2e/models.png, memory.png, memory-busy.png).
 import { expect, test } from "@playwright/test";
-import { openPage } from "./pages";
+import { dropDrawnImage, openPage } from "./pages";
 
 const url = () => process.env.KILN_URL!;
 const MODEL = "realesr-animevideov3-x4";
@@ -68,24 +68,8 @@ test("the memory map answers while a job keeps the device busy", async ({ page }
   await openPage(page, "Control+5", "Upscale");
   // A 384×384 image in 192-pixel tiles: seconds of work a tile on the software GPU.
   await page.getByLabel("Tile", { exact: true }).fill("192");
-  const dataTransfer = await page.evaluateHandle(async () => {
-    const canvas = document.createElement("canvas");
-    canvas.width = 384;
-    canvas.height = 384;
-    const g = canvas.getContext("2d")!;
-    const gradient = g.createLinearGradient(0, 0, 384, 384);
-    gradient.addColorStop(0, "#e8702a");
-    gradient.addColorStop(1, "#2a6fe8");
-    g.fillStyle = gradient;
-    g.fillRect(0, 0, 384, 384);
-    const blob = await new Promise<Blob>((ok) => canvas.toBlob((b) => ok(b!), "image/png"));
-    const transfer = new DataTransfer();
-    transfer.items.add(new File([blob], "kiln-busy.png", { type: "image/png" }));
-    return transfer;
-  });
   const zone = page.getByRole("region", { name: "Drop zone" });
-  await zone.dispatchEvent("dragover", { dataTransfer });
-  await zone.dispatchEvent("drop", { dataTransfer });
+  await dropDrawnImage(page, zone, "kiln-busy.png", 384, 384);
   const row = page.locator("tr.upscale-row", { hasText: "kiln-busy.png" });
   await expect(row).toHaveAttribute("data-state", "running", { timeout: 120_000 });
 

@@ -6,7 +6,7 @@
 // (test-results/e2e/upscale-*.png, queue.png, gallery.png).
 import { deflateSync } from "node:zlib";
 import { expect, test } from "@playwright/test";
-import { openPage } from "./pages";
+import { dropDrawnImage, openPage } from "./pages";
 
 const url = () => process.env.KILN_URL!;
 const MODEL = "realesr-animevideov3-x4";
@@ -67,26 +67,7 @@ test("a dropped image is upscaled, compared, and shows in the queue and the gall
   await page.screenshot({ path: `${shots}/upscale-empty.png` });
 
   // 1. Drop a 64×48 PNG drawn in the page, as a file manager would.
-  const dataTransfer = await page.evaluateHandle(async () => {
-    const canvas = document.createElement("canvas");
-    canvas.width = 64;
-    canvas.height = 48;
-    const g = canvas.getContext("2d")!;
-    const gradient = g.createLinearGradient(0, 0, 64, 48);
-    gradient.addColorStop(0, "#e8702a");
-    gradient.addColorStop(1, "#2a6fe8");
-    g.fillStyle = gradient;
-    g.fillRect(0, 0, 64, 48);
-    g.fillStyle = "#ffffff";
-    g.font = "bold 28px sans-serif";
-    g.fillText("K", 22, 36);
-    const blob = await new Promise<Blob>((ok) => canvas.toBlob((b) => ok(b!), "image/png"));
-    const transfer = new DataTransfer();
-    transfer.items.add(new File([blob], "kiln-drop.png", { type: "image/png" }));
-    return transfer;
-  });
-  await zone.dispatchEvent("dragover", { dataTransfer });
-  await zone.dispatchEvent("drop", { dataTransfer });
+  await dropDrawnImage(page, zone, "kiln-drop.png", 64, 48);
   const dropped = page.locator("tr.upscale-row", { hasText: "kiln-drop.png" });
   await expect(dropped).toBeVisible();
 

@@ -204,9 +204,14 @@ pub fn auto_tile(free: u64, per_pixel: u64, band_per_row: u64) -> usize {
 /// [`auto_tile`] for its working memory per pixel (twice with 8-fold TTA, which sums) and the
 /// band of output rows.
 pub fn auto_tile_for(upscaler: &Upscaler, free: u64, width: u32, tta: bool) -> usize {
-    let per_pixel = upscaler.working_bytes_per_pixel() * if tta { 2 } else { 1 };
     let free = free.saturating_sub(upscaler.working_bytes_fixed());
-    auto_tile(free, per_pixel, band_bytes_per_row(width, upscaler.net_scale))
+    auto_tile(free, tile_bytes_per_pixel(upscaler, tta), band_bytes_per_row(width, upscaler.net_scale))
+}
+
+/// Device memory a job's tile needs for each of its input pixels: the network's working memory,
+/// twice with 8-fold TTA (the orientations' outputs are summed beside the one running).
+fn tile_bytes_per_pixel(upscaler: &Upscaler, tta: bool) -> u64 {
+    upscaler.working_bytes_per_pixel() * if tta { 2 } else { 1 }
 }
 
 /// Device memory the tiler's band of output rows takes for each input row of a tile, for an
@@ -493,7 +498,7 @@ impl Engine {
         }
 
         // Tiles: the largest that fit what the budget leaves beside the weights.
-        let per_pixel = upscaler.working_bytes_per_pixel() * if settings.tta { 2 } else { 1 };
+        let per_pixel = tile_bytes_per_pixel(&upscaler, settings.tta);
         let free = budget.saturating_sub(self.state.residency.weights_on(request.device_id));
         let multiple = upscaler.size_multiple().max(1);
         let band_per_row = band_bytes_per_row(in_w, upscaler.net_scale);

@@ -220,17 +220,13 @@ pub(crate) fn announce(engine: &Engine, id: i64) {
 
 /// Where a job writes a step's result: the job's output folder for the last step, its work
 /// folder (lossless PNG) before that.
-fn work_dir(engine: &Engine, job: &Job) -> PathBuf {
-    work_dir_of(engine, job.id)
-}
-
-fn work_dir_of(engine: &Engine, id: i64) -> PathBuf {
+fn work_dir(engine: &Engine, id: i64) -> PathBuf {
     engine.data_dir().join("work").join(id.to_string())
 }
 
 /// Deletes a job's intermediate results: once it is done, or gone from the history.
 pub(crate) fn discard_work(engine: &Engine, id: i64) {
-    let dir = work_dir_of(engine, id);
+    let dir = work_dir(engine, id);
     if let Err(error) = std::fs::remove_dir_all(&dir)
         && error.kind() != std::io::ErrorKind::NotFound
     {
@@ -355,7 +351,7 @@ fn run_step(
             let mut settings = settings.clone();
             let output_file = (!last).then(|| {
                 settings.format = OutputFormat::Png;
-                work_dir(engine, job).join(format!("step-{}.png", index + 1))
+                work_dir(engine, job.id).join(format!("step-{}.png", index + 1))
             });
             if let Some(file) = &output_file
                 && let Some(parent) = file.parent()
