@@ -30,7 +30,7 @@ pub fn read(file: &MappedFile) -> Result<StateDict, ModelError> {
 /// Whether the bytes look like a PyTorch checkpoint (zip with a data.pkl, or the legacy pickle magic).
 pub fn sniff(bytes: &[u8]) -> bool {
     if zip::looks_like_zip(bytes) {
-        return Archive::parse(Path::new(""), bytes).is_ok_and(|archive| data_pickle(&archive).is_some());
+        return Archive::parse(Path::new(""), bytes).is_ok_and(|archive| data_pickles(&archive).next().is_some());
     }
     // PROTO n, an optional FRAME (protocol 4 and up), then LONG1 of ten bytes: the magic number.
     let rest = match bytes {
@@ -52,10 +52,15 @@ pub fn read_bytes(path: &Path, bytes: &[u8]) -> Result<StateDict, ModelError> {
     }
 }
 
-/// `<prefix>/data.pkl` and its prefix (with the slash), as `torch.save` names it.
-fn data_pickle<'e>(archive: &'e Archive<'_>) -> Option<(&'e str, &'e Entry)> {
-    archive.entries().iter().find_map(|entry| {
-        let prefix = entry.name.strip_suffix("data.pkl")?;
+/// Each `<prefix>/data.pkl` and its prefix (with the slash), as `torch.save` names it; the
+/// name's ASCII case ignored, as PyTorch's reader ignores it.
+fn data_pickles<'e>(archive: &'e Archive<'_>) -> impl Iterator<Item = (&'e str, &'e Entry)> {
+    archive.entries().iter().filter_map(|entry| {
+        let at = entry.name.len().checked_sub("data.pkl".len())?;
+        let (prefix, file) = (entry.name.get(..at)?, entry.name.get(at..)?);
+        if !file.eq_ignore_ascii_case("data.pkl") {
+            return None;
+        }
         let folder = prefix.strip_suffix('/')?;
         (!folder.is_empty() && !folder.contains('/')).then_some((prefix, entry))
     })
@@ -64,7 +69,14 @@ fn data_pickle<'e>(archive: &'e Archive<'_>) -> Option<(&'e str, &'e Entry)> {
 /// The zip format: the pickle in `data.pkl`, each storage's bytes in `data/<key>`.
 fn read_zip(path: &Path, bytes: &[u8]) -> Result<StateDict, ModelError> {
     let archive = Archive::parse(path, bytes)?;
-    let (prefix, pickle_entry) = data_pickle(&archive).ok_or_else(|| malformed(path, "the archive has no data.pkl"))?;
+    let mut pickles = data_pickles(&archive);
+    let (prefix, pickle_entry) = pickles.next().ok_or_else(|| malformed(path, "the archive has no data.pkl"))?;
+    // torch.load reads the data.pkl in the folder of the archive's first entry: a second one
+    // could be the pickle torch runs while this reader checks a harmless one. Refuse, as the
+    // zip reader refuses a name held twice.
+    if let Some((other, _)) = pickles.next() {
+        return Err(malformed(path, format!("the archive holds data.pkl in two folders ({prefix} and {other})")));
+    }
     // Written since PyTorch 1.10; older archives are always little-endian.
     if let Some(entry) = archive.get(&format!("{prefix}byteorder")) {
         match archive.stored_bytes(path, entry)?.trim_ascii() {
@@ -583,6 +595,26 @@ pub(crate) mod tests {
             read(&archive(&eval, &[], &[])).unwrap_err().kind,
             ModelErrorKind::ForbiddenGlobal("builtins.eval".into())
         );
+    }
+
+    #[test]
+    fn a_second_data_pickle_is_refused_as_torch_could_run_either() {
+        // torch.load reads the data.pkl of the first entry's folder (`evil/`); a reader taking
+        // the first data.pkl it meets would check `good/` and pass the file.
+        let good =
+            Pickle::new().ordered_dict().str("t").tensor("FloatStorage", "0", 1, 0, &[1], &[1]).end_dict().stop();
+        let evil = Pickle::new().global("os", "system").op(b'(').str("touch pwned").op(b't').op(b'R').stop();
+        let entries: [(&str, &[u8], u16); 4] = [
+            ("evil/version", b"3\n", 0),
+            ("good/data.pkl", &good, 0),
+            ("good/data/0", &[0; 4], 0),
+            ("evil/data.pkl", &evil, 0),
+        ];
+        let reason = reason(&write::archive(&entries, false));
+        assert!(reason.contains("data.pkl in two folders (good/ and evil/)"), "{reason}");
+        // One data.pkl, named in capitals, is the one torch reads: it is read, and refused.
+        let shouting = write::archive(&[("archive/DATA.PKL", &evil, 0)], false);
+        assert_eq!(read(&shouting).unwrap_err().kind, ModelErrorKind::ForbiddenGlobal("os.system".into()));
     }
 
     #[test]

@@ -45,6 +45,8 @@ pub struct Entry {
 pub struct Archive<'a> {
     bytes: &'a [u8],
     entries: Vec<Entry>,
+    /// Entry indices by name in ASCII lowercase: PyTorch's reader (miniz's
+    /// `mz_zip_reader_locate_file`, flags 0) finds names ignoring ASCII case, so this one does too.
     by_name: HashMap<String, usize>,
 }
 
@@ -104,9 +106,19 @@ impl<'a> Archive<'a> {
             })?;
             at = entry.1;
             let entry = entry.0.map_err(|reason| malformed(path, reason))?;
-            if by_name.insert(entry.name.clone(), entries.len()).is_some() {
-                // Two readers could pick different copies; refuse rather than guess.
-                return Err(malformed(path, format!("the archive holds {} twice", entry.name)));
+            // Two readers could pick different copies; refuse rather than guess. Names that
+            // differ only in case are one name to PyTorch, which could read either copy.
+            if let Some(seen) = by_name.insert(entry.name.to_ascii_lowercase(), entries.len()) {
+                let seen: &Entry = &entries[seen];
+                let reason = if seen.name == entry.name {
+                    format!("the archive holds {} twice", entry.name)
+                } else {
+                    format!(
+                        "the archive holds {} and {}, one name to PyTorch, which ignores case",
+                        seen.name, entry.name
+                    )
+                };
+                return Err(malformed(path, reason));
             }
             entries.push(entry);
         }
@@ -117,8 +129,9 @@ impl<'a> Archive<'a> {
         &self.entries
     }
 
+    /// The entry of a name, its ASCII case ignored as PyTorch's reader ignores it.
     pub fn get(&self, name: &str) -> Option<&Entry> {
-        self.by_name.get(name).map(|i| &self.entries[*i])
+        self.by_name.get(&name.to_ascii_lowercase()).map(|i| &self.entries[*i])
     }
 
     /// Where a STORED entry's bytes lie in the file: `(offset, length)`.
@@ -426,5 +439,17 @@ mod tests {
     fn duplicate_names_are_refused() {
         let bytes = write::archive(&[("a/data.pkl", b"1", 0), ("a/data.pkl", b"2", 0)], false);
         assert!(matches!(error(&bytes), ModelErrorKind::Malformed { .. }));
+    }
+
+    #[test]
+    fn names_that_differ_only_in_case_are_one_name_held_twice() {
+        // PyTorch's reader finds `a/data.pkl` in either entry: a harmless copy here could hide
+        // the one torch.load runs.
+        let bytes = write::archive(&[("a/data.pkl", b"1", 0), ("a/Data.PKL", b"2", 0)], false);
+        let ModelErrorKind::Malformed { reason, .. } = error(&bytes) else { panic!("not malformed") };
+        assert!(reason.contains("a/data.pkl and a/Data.PKL"), "{reason}");
+        let bytes = write::archive(&[("A/DATA.PKL", b"pickle", 0)], false);
+        let archive = Archive::parse(Path::new("x"), &bytes).unwrap();
+        assert_eq!(archive.get("a/data.pkl").map(|e| e.name.as_str()), Some("A/DATA.PKL"));
     }
 }
