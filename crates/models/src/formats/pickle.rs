@@ -5,7 +5,9 @@
 //!
 //! Why not a real unpickler: `pickle.load` calls whatever a file names (`os.system`,
 //! `builtins.eval`), so a checkpoint is a program. This machine knows a short allow-list of
-//! data constructors and refuses any other global the moment the opcode naming it is read.
+//! data constructors and refuses any other global the moment the opcode naming it is read:
+//! GLOBAL, STACK_GLOBAL, protocol 0's INST, and the EXT codes, which name a global by a number
+//! only the loading process knows and so are always refused.
 //!
 //! Values that hold other values live in an arena and are referred to by index, so a memo GET
 //! or a DUP copies an index, never a structure (no memory bombs), cycles cannot leak, and
@@ -250,10 +252,27 @@ impl<'a> Machine<'a> {
                     self.extend(op, items)?;
                 }
                 b'c' => {
-                    let module = String::from_utf8_lossy(self.line("GLOBAL")?).into_owned();
-                    let name = String::from_utf8_lossy(self.line("GLOBAL")?).into_owned();
-                    let global = self.global(&module, &name)?;
+                    let global = self.inline_global("GLOBAL")?;
                     self.stack.push(Value::Global(global));
+                }
+                // INST (protocol 0): `module.name(*items above the mark)`, the global named
+                // inline as GLOBAL names it, so it meets the same allow-list before any call.
+                b'i' => {
+                    let global = self.inline_global("INST")?;
+                    let items = self.pop_mark()?;
+                    let args = self.add_node(Node::Tuple(items));
+                    let value = self.call(Value::Global(global), args)?;
+                    self.stack.push(value);
+                }
+                // EXT1, EXT2, EXT4: a global named by its number in copyreg's extension registry,
+                // which only the loading process knows, so no name can be checked: refused.
+                0x82..=0x84 => {
+                    let code = match op {
+                        0x82 => i64::from(self.take(1, "EXT1")?[0]),
+                        0x83 => i64::from(u16::from_le_bytes(self.array("EXT2")?)),
+                        _ => i64::from(i32::from_le_bytes(self.array("EXT4")?)),
+                    };
+                    return Err(self.forbidden(&format!("the global registered as copyreg extension {code}")));
                 }
                 0x93 => {
                     let name = self.pop()?;
@@ -593,6 +612,26 @@ mod tests {
         let pid = Pickle::new().storage("FloatStorage", "0", 1).stop();
         assert!(load(Path::new("x"), &pid, 0, false).is_err());
         assert!(run(&pid).is_ok());
+    }
+
+    #[test]
+    fn inst_meets_the_allow_list_before_it_calls() {
+        // `(X'touch pwned' i os\nsystem\n`: protocol 0's call with its global named inline.
+        let system = Pickle::new().op(b'(').str("touch pwned").raw(b"ios\nsystem\n").stop();
+        assert_eq!(run(&system).unwrap_err().kind, ModelErrorKind::ForbiddenGlobal("os.system".into()));
+        // An allowed global called this way builds what REDUCE builds.
+        let dict = Pickle::new().op(b'(').raw(b"icollections\nOrderedDict\n").stop();
+        let loaded = run(&dict).unwrap();
+        assert_eq!(loaded.node(&loaded.root), Some(&Node::Dict(Vec::new())));
+    }
+
+    #[test]
+    fn extension_codes_are_refused_as_globals_no_one_can_check() {
+        for (bytes, code) in [(&b"\x82\x01"[..], 1), (b"\x83\x00\x01", 256), (b"\x84\xff\xff\xff\xff", -1)] {
+            let pickle = Pickle::new().raw(bytes).op(b')').op(b'R').stop();
+            let expected = format!("the global registered as copyreg extension {code}");
+            assert_eq!(run(&pickle).unwrap_err().kind, ModelErrorKind::ForbiddenGlobal(expected));
+        }
     }
 
     #[test]

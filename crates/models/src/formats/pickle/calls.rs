@@ -91,8 +91,27 @@ pub fn allowed_global(module: &str, name: &str) -> Option<Global> {
 
 impl Machine<'_> {
     pub(super) fn global(&self, module: &str, name: &str) -> Result<Global, ModelError> {
-        allowed_global(module, name)
-            .ok_or_else(|| ModelError::new(self.path, ModelErrorKind::ForbiddenGlobal(format!("{module}.{name}"))))
+        allowed_global(module, name).ok_or_else(|| self.forbidden(&format!("{module}.{name}")))
+    }
+
+    /// The global GLOBAL and INST name inline: a module line and a name line.
+    pub(super) fn inline_global(&mut self, what: &str) -> Result<Global, ModelError> {
+        let module = String::from_utf8_lossy(self.line(what)?).into_owned();
+        let name = String::from_utf8_lossy(self.line(what)?).into_owned();
+        self.global(&module, &name)
+    }
+
+    /// The refusal of a global, named as the file names it but safe to print: the name is the
+    /// attacker's text and ends up in a terminal or a log, so control characters (escape
+    /// sequences, newlines) and the invisible marks that reorder or hide text (bidi overrides,
+    /// zero-width characters) are written as `\u{..}` escapes.
+    pub(super) fn forbidden(&self, what: &str) -> ModelError {
+        let invisible = |c: char| {
+            c.is_control()
+                || matches!(c, '\u{200b}'..='\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2060}'..='\u{2069}' | '\u{feff}')
+        };
+        let shown = what.chars().map(|c| if invisible(c) { c.escape_default().to_string() } else { c.to_string() });
+        ModelError::new(self.path, ModelErrorKind::ForbiddenGlobal(shown.collect()))
     }
 
     pub(super) fn call(&mut self, callable: Value, args: Value) -> Result<Value, ModelError> {
@@ -263,6 +282,23 @@ mod tests {
         }
         let truncated_after = Pickle::new().global("os", "system").raw(b"X\xff\xff\xff\xff").stop();
         assert_eq!(run(&truncated_after).unwrap_err().kind, ModelErrorKind::ForbiddenGlobal("os.system".into()));
+    }
+
+    #[test]
+    fn a_refused_name_prints_without_its_control_characters() {
+        // A terminal escape that would clear the screen, a right-to-left override that would
+        // show `metsys.so` backwards, a newline STACK_GLOBAL can carry; fullwidth letters are
+        // printable and kept (Python would not import them as `os` either).
+        let cases = [
+            ("os\u{1b}[2J", "system", "os\\u{1b}[2J.system"),
+            ("\u{202e}os", "system", "\\u{202e}os.system"),
+            ("os\n", "sys\u{200b}tem", "os\\n.sys\\u{200b}tem"),
+            ("ｏｓ", "system", "ｏｓ.system"),
+        ];
+        for (module, name, shown) in cases {
+            let bytes = Pickle::new().stack_global(module, name).stop();
+            assert_eq!(run(&bytes).unwrap_err().kind, ModelErrorKind::ForbiddenGlobal(shown.into()), "{shown}");
+        }
     }
 
     #[test]
