@@ -27,6 +27,9 @@ pub enum ErrorCode {
     ComputeFailed,
     /// The device ran out of memory.
     OutOfMemory,
+    /// The device stopped answering: its watchdog saw work there make no progress past the
+    /// time it was expected to take. The device's health says so until it answers again.
+    DeviceStalled,
     /// The same work is already running; try again when it ends.
     Busy,
     /// The work was cancelled (a job cancelled by the user stops with this).

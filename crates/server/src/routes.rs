@@ -64,6 +64,8 @@ fn status_of(code: ErrorCode) -> StatusCode {
         ErrorCode::Busy | ErrorCode::Cancelled => StatusCode::CONFLICT,
         ErrorCode::OutOfMemory => StatusCode::INSUFFICIENT_STORAGE,
         ErrorCode::DriverError => StatusCode::BAD_GATEWAY,
+        // The device behind the server stopped answering: as a gateway whose upstream timed out.
+        ErrorCode::DeviceStalled => StatusCode::GATEWAY_TIMEOUT,
         ErrorCode::ComputeFailed | ErrorCode::Io | ErrorCode::Internal => StatusCode::INTERNAL_SERVER_ERROR,
     }
 }

@@ -89,11 +89,15 @@ pub fn run(
     device: &burn::tensor::Device,
     plan: BenchmarkPlan,
 ) -> Result<(Vec<MatmulResult>, BandwidthResult, Vec<String>), ComputeError> {
+    // Between measurements, never inside a timed one, the device's owner serves the UI's short
+    // requests (`between_steps` does nothing off an owner thread).
     let mut matmul = vec![guarded(|| matmul_throughput(device, plan, None))??];
+    super::between_steps();
     let mut skipped = Vec::new();
     if plan.try_f16 {
         if device.supports_dtype(FloatDType::F16) {
             matmul.push(guarded(|| matmul_throughput(device, plan, Some(FloatDType::F16)))??);
+            super::between_steps();
         } else {
             skipped.push("f16 matmul: burn does not compute f16 on this device".to_owned());
         }

@@ -1,14 +1,14 @@
-//! Kiln's compute devices: burn devices opened on demand per Kiln device, their memory pools,
-//! and the boundary where a panic inside GPU code becomes a typed error.
+//! Kiln's compute devices: each Kiln device's burn device reached through its owner thread
+//! ([`owner`]: all burn work for a device runs there, one piece at a time, under a watchdog),
+//! their memory pools, and the boundary where a panic inside GPU code becomes a typed error.
 //!
 //! burn devices initialise lazily (the wgpu device and cubecl's pools come up on first use), so
 //! a device counts as open here once Kiln has run work on it; only open devices report pools.
 //!
-//! burn answers a pool reading on the device's fusion runner, after whatever that runner is
-//! doing: a tile's synchronisation waits for the GPU, a first launch compiles its kernels. Such a
-//! reading waited 4.9-6.8 s behind one small job on lavapipe, and the background sampler's tick
-//! reads every device under one lock. So the sampler takes [`ComputeDevices::pool_usage_within`]:
-//! at most one reading in flight a device, on a thread of its own, waited for
+//! A pool reading is a short request to the device's owner, served between the steps of what
+//! runs there: after the current tile of a job, which on a software rasteriser can take a
+//! minute. The background sampler's tick reads every device under one lock, so it takes
+//! [`ComputeDevices::pool_usage_within`]: at most one reading in flight a device, waited for
 //! [`READING_WAIT`] at most, else the last reading that came back ([`PoolReadings`]). What the
 //! UI asks for (the memory map, a device's advice) waits [`UI_READING_WAIT`] the same way and
 //! says when its figures are the last reading ([`ComputeDevices::recent_pool_usage`]); what sizes
@@ -17,6 +17,7 @@
 
 pub mod benchmark;
 pub mod kernels;
+pub mod owner;
 
 use std::collections::HashMap;
 use std::panic::{AssertUnwindSafe, catch_unwind};
@@ -25,6 +26,7 @@ use std::time::Duration;
 
 use burn::backend::{WgpuBackend, WgpuDevice, WgpuDeviceKind};
 use burn::tensor::Device;
+pub use owner::{DeviceOwner, Expected, Priority, Reporter, between_steps};
 
 use crate::devices::discovery::{ComputeTarget, WgpuSelector};
 use crate::devices::{DeviceId, GraphicsBackend, PoolUsage};
@@ -39,6 +41,9 @@ pub enum ComputeError {
     Failed(String),
     #[error("{0} has no compute backend Kiln can use")]
     NoBackend(DeviceId),
+    /// The device's watchdog saw its work stop making progress (see [`owner`]).
+    #[error("{0}")]
+    Stalled(String),
 }
 
 impl From<ComputeError> for ApiError {
@@ -47,6 +52,7 @@ impl From<ComputeError> for ApiError {
             ComputeError::OutOfMemory(_) => ErrorCode::OutOfMemory,
             ComputeError::Failed(_) => ErrorCode::ComputeFailed,
             ComputeError::NoBackend(_) => ErrorCode::Unsupported,
+            ComputeError::Stalled(_) => ErrorCode::DeviceStalled,
         };
         ApiError::new(code, error.to_string())
     }
@@ -110,51 +116,59 @@ pub(crate) const READING_WAIT: Duration = Duration::from_millis(100);
 pub(crate) const UI_READING_WAIT: Duration = Duration::from_millis(500);
 
 /// A pool reading for the UI: the figures, and whether they are the last reading that came back
-/// because the device is still busy with work queued before this one.
+/// because the device is still busy with earlier work.
 #[derive(Debug, Clone, Copy, PartialEq, Default)]
 pub struct RecentPools {
     pub usage: Option<PoolUsage>,
     pub pending: bool,
 }
 
-/// An open device: its burn device and its pool readings.
+/// A device this engine has run work on: its owner and its pool readings.
 struct OpenDevice {
-    device: Device,
+    owner: Arc<DeviceOwner>,
     readings: Arc<PoolReadings>,
 }
 
-/// The burn devices Kiln has run work on.
+/// The devices this engine has run work on, each reached through its owner thread.
 #[derive(Default)]
 pub struct ComputeDevices {
     open: Mutex<HashMap<DeviceId, OpenDevice>>,
 }
 
 impl ComputeDevices {
-    /// The device for `id`, marked open from now on.
-    pub fn open(&self, id: &DeviceId, target: ComputeTarget) -> Device {
+    /// The owner of `id`'s burn device (`target`), the device marked open from now on. `name`
+    /// names the owner's threads.
+    pub fn owner(&self, id: &DeviceId, target: ComputeTarget, name: &str) -> Result<Arc<DeviceOwner>, ComputeError> {
         let mut open = self.open.lock().unwrap_or_else(|e| e.into_inner());
-        let entry = open
-            .entry(id.clone())
-            .or_insert_with(|| OpenDevice { device: burn_device(target), readings: Arc::default() });
-        entry.device.clone()
+        if let Some(entry) = open.get(id) {
+            return Ok(entry.owner.clone());
+        }
+        let owner = owner::owner_for(target, name)?;
+        open.insert(id.clone(), OpenDevice { owner: owner.clone(), readings: Arc::default() });
+        Ok(owner)
+    }
+
+    /// The owner of `id`, if this engine opened it.
+    pub fn opened(&self, id: &DeviceId) -> Option<Arc<DeviceOwner>> {
+        self.open.lock().unwrap_or_else(|e| e.into_inner()).get(id).map(|e| e.owner.clone())
     }
 
     pub fn is_open(&self, id: &DeviceId) -> bool {
         self.open.lock().unwrap_or_else(|e| e.into_inner()).contains_key(id)
     }
 
-    /// What Kiln's pools hold on `id` once the device's runner has done what was queued before
-    /// this call; `None` when Kiln never ran work there.
+    /// What Kiln's pools hold on `id` once the device's owner has finished the step it is on;
+    /// `None` when Kiln never ran work there (or the device is stalled).
     pub fn pool_usage(&self, id: &DeviceId) -> Option<PoolUsage> {
-        let (device, readings) = self.device_and_readings(id)?;
-        let usage = read_pools(&device);
+        let (owner, readings) = self.owner_and_readings(id)?;
+        let usage = owner.run("pool reading", Priority::Short, Expected::short(), |d| read_pools(d)).ok()?;
         readings.state.lock().unwrap_or_else(|e| e.into_inner()).last = usage;
         usage
     }
 
-    /// What Kiln's pools hold on `id`, waiting behind the device's work for `wait` at most (then
-    /// the last reading that came back); `None` when Kiln never ran work there, or no reading
-    /// has come back yet.
+    /// What Kiln's pools hold on `id`, waiting for the device's current step for `wait` at
+    /// most (then the last reading that came back); `None` when Kiln never ran work there, or
+    /// no reading has come back yet.
     pub fn pool_usage_within(&self, id: &DeviceId, wait: Duration) -> Option<PoolUsage> {
         self.recent_pool_usage(id, wait).usage
     }
@@ -162,34 +176,43 @@ impl ComputeDevices {
     /// As [`Self::pool_usage_within`], saying whether the figures are the last reading (the
     /// device still busy after `wait`).
     pub fn recent_pool_usage(&self, id: &DeviceId, wait: Duration) -> RecentPools {
-        let Some((device, readings)) = self.device_and_readings(id) else {
+        let Some((owner, readings)) = self.owner_and_readings(id) else {
             return RecentPools::default();
         };
-        readings.read(move || read_pools(&device), wait)
+        readings.read(
+            move |reading| owner.post("pool reading", Priority::Short, move |device| reading(read_pools(device))),
+            wait,
+        )
     }
 
-    fn device_and_readings(&self, id: &DeviceId) -> Option<(Device, Arc<PoolReadings>)> {
+    fn owner_and_readings(&self, id: &DeviceId) -> Option<(Arc<DeviceOwner>, Arc<PoolReadings>)> {
         let open = self.open.lock().unwrap_or_else(|e| e.into_inner());
         let entry = open.get(id)?;
-        Some((entry.device.clone(), entry.readings.clone()))
+        Some((entry.owner.clone(), entry.readings.clone()))
     }
 
     /// Releases the memory Kiln's pools hold but do not use; returns the usage before and after.
     pub fn release(&self, id: &DeviceId) -> Result<Option<(PoolUsage, PoolUsage)>, ComputeError> {
-        let Some((device, _)) = self.device_and_readings(id) else {
+        let Some((owner, readings)) = self.owner_and_readings(id) else {
             return Ok(None);
         };
-        let before = self.pool_usage(id).unwrap_or_default();
-        guarded(|| {
+        let (before, after) = owner.run("pool release", Priority::Short, Expected::short(), |device| {
+            let before = read_pools(device);
             let _ = device.sync();
             device.memory_cleanup();
+            (before, read_pools(device))
         })?;
-        let after = self.pool_usage(id).unwrap_or_default();
-        Ok(Some((before, after)))
+        readings.state.lock().unwrap_or_else(|e| e.into_inner()).last = after;
+        Ok(Some((before.unwrap_or_default(), after.unwrap_or_default())))
+    }
+
+    /// The stall the device's watchdog reports, for its health.
+    pub fn stall(&self, id: &DeviceId) -> Option<owner::Stall> {
+        self.opened(id)?.stall()
     }
 }
 
-/// burn's pool reading for `device`, waiting as long as the device's runner takes.
+/// burn's pool reading for `device`, on the device's owner thread.
 fn read_pools(device: &Device) -> Option<PoolUsage> {
     let usage = guarded(|| device.memory_pool_usage()).ok()??;
     Some(PoolUsage {
@@ -200,7 +223,10 @@ fn read_pools(device: &Device) -> Option<PoolUsage> {
     })
 }
 
-/// One device's pool readings: at most one in flight, and the last that came back.
+/// One device's pool readings: at most one in flight, and the last that came back. The reading
+/// itself runs on the device's owner as a short request, served between the steps of whatever
+/// runs there; a step on a software rasteriser can take a minute, so callers wait a bounded time
+/// and take the last reading.
 #[derive(Default)]
 pub(crate) struct PoolReadings {
     state: Mutex<ReadingState>,
@@ -213,25 +239,30 @@ struct ReadingState {
     in_flight: bool,
 }
 
+/// Hands a reading's answer back to [`PoolReadings`].
+pub(crate) type Answer = Box<dyn FnOnce(Option<PoolUsage>) + Send>;
+
 impl PoolReadings {
-    /// Starts `reading` on a thread of its own unless one is already in flight, waits up to
-    /// `wait` for the one in flight, and returns the last reading that came back (`pending`
-    /// when that is an older one).
-    pub(crate) fn read(
-        self: &Arc<Self>,
-        reading: impl FnOnce() -> Option<PoolUsage> + Send + 'static,
-        wait: Duration,
-    ) -> RecentPools {
+    /// Starts a reading through `start` (which queues it and says whether it did; the reading
+    /// calls the answer it is given) unless one is already in flight, waits up to `wait` for
+    /// the one in flight, and returns the last reading that came back (`pending` when that is
+    /// an older one).
+    pub(crate) fn read(self: &Arc<Self>, start: impl FnOnce(Answer) -> bool, wait: Duration) -> RecentPools {
         let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
         if !state.in_flight {
             let readings = Arc::clone(self);
-            let started = std::thread::Builder::new().name("kiln-pool-reading".into()).spawn(move || {
-                let usage = reading();
+            let answer: Answer = Box::new(move |usage| {
                 let mut state = readings.state.lock().unwrap_or_else(|e| e.into_inner());
                 (state.last, state.in_flight) = (usage, false);
                 readings.answered.notify_all();
             });
-            state.in_flight = started.is_ok();
+            state.in_flight = true;
+            drop(state);
+            let queued = start(answer);
+            state = self.state.lock().unwrap_or_else(|e| e.into_inner());
+            if !queued {
+                state.in_flight = false;
+            }
         }
         let (state, _) =
             self.answered.wait_timeout_while(state, wait, |s| s.in_flight).unwrap_or_else(|e| e.into_inner());
@@ -260,17 +291,26 @@ mod tests {
     fn a_slow_pool_reading_does_not_hold_its_callers() {
         let readings = Arc::new(PoolReadings::default());
         let first = PoolUsage { allocations: 1, ..Default::default() };
+        let answer_now = |usage: Option<PoolUsage>| {
+            move |answer: Answer| {
+                answer(usage);
+                true
+            }
+        };
         assert_eq!(
-            readings.read(move || Some(first), Duration::from_secs(10)),
+            readings.read(answer_now(Some(first)), Duration::from_secs(10)),
             RecentPools { usage: Some(first), pending: false }
         );
 
         let (release, released) = std::sync::mpsc::channel::<()>();
         let second = PoolUsage { allocations: 2, ..Default::default() };
         // Bounded, so a `read` that waited for it would fail the elapsed check, not hang.
-        let slow = move || {
-            let _ = released.recv_timeout(Duration::from_secs(30));
-            Some(second)
+        let slow = move |answer: Answer| {
+            std::thread::spawn(move || {
+                let _ = released.recv_timeout(Duration::from_secs(30));
+                answer(Some(second));
+            });
+            true
         };
         let started = std::time::Instant::now();
         assert_eq!(
@@ -281,9 +321,10 @@ mod tests {
         assert!(started.elapsed() < Duration::from_secs(5));
         let runs = Arc::new(std::sync::atomic::AtomicUsize::new(0));
         let counted = runs.clone();
-        let never = move || {
+        let never = move |answer: Answer| {
             counted.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-            None
+            answer(None);
+            true
         };
         assert_eq!(readings.read(never, Duration::from_millis(10)).usage, Some(first));
         assert_eq!(runs.load(std::sync::atomic::Ordering::SeqCst), 0, "no second reading while one is in flight");
@@ -291,6 +332,13 @@ mod tests {
         let state = readings.state.lock().unwrap();
         let (state, _) = readings.answered.wait_timeout_while(state, Duration::from_secs(10), |s| s.in_flight).unwrap();
         assert_eq!(state.last, Some(second), "the stuck reading's answer is kept when it comes");
+        drop(state);
+        let refused = |_: Answer| false;
+        assert_eq!(
+            readings.read(refused, Duration::from_secs(10)),
+            RecentPools { usage: Some(second), pending: false },
+            "a reading a stalled device did not queue is not waited for"
+        );
     }
 
     #[test]

@@ -23,7 +23,7 @@ pub enum HealthLevel {
 pub struct HealthReason {
     pub level: HealthLevel,
     /// Stable key: `temperature`, `hotspot_temperature`, `memory_pressure`, `throttling`,
-    /// `ecc_errors`.
+    /// `ecc_errors`, `device_stalled` (the device's watchdog saw Kiln's work there stop).
     pub code: String,
     pub message: String,
 }
@@ -33,6 +33,14 @@ pub struct DeviceHealth {
     pub device_id: DeviceId,
     pub level: HealthLevel,
     pub reasons: Vec<HealthReason>,
+}
+
+impl DeviceHealth {
+    /// Adds a reason judged outside the readings (a stalled device), raising the level to it.
+    pub fn add(&mut self, reason: HealthReason) {
+        self.level = self.level.max(reason.level);
+        self.reasons.push(reason);
+    }
 }
 
 /// Where warnings and critical alerts start.

@@ -2,6 +2,8 @@
 //! types: list, snapshot, details, drivers, capabilities, status, health, history, optimize,
 //! benchmark, reset, power and rescan.
 
+use std::sync::Arc;
+
 use serde::{Deserialize, Serialize};
 use ts_rs::TS;
 
@@ -14,7 +16,7 @@ use super::{
     PublishedPeaks, peaks,
 };
 use crate::compute::benchmark::{self, BenchmarkPlan, BenchmarkResult};
-use crate::compute::{ComputeError, guarded};
+use crate::compute::{ComputeError, DeviceOwner, Expected, Priority};
 use crate::engine::Engine;
 use crate::error::{ApiError, ErrorCode};
 use crate::events::KilnEvent;
@@ -176,11 +178,22 @@ impl Engine {
             .map_err(|e| ApiError::internal(format!("a worker task ended abnormally: {e}")))
     }
 
-    /// The burn device that computes for Kiln device `id` (opened on first use).
+    /// The owner thread of the burn device that computes for Kiln device `id` (started on first
+    /// use): every piece of burn work for the device goes through it (`compute::owner`).
+    pub fn device_owner(&self, id: &DeviceId) -> Result<Arc<DeviceOwner>, ApiError> {
+        let bound = self.bound(id)?;
+        let target = bound.binding.compute.ok_or_else(|| ComputeError::NoBackend(id.clone()))?;
+        Ok(self.state.compute.owner(id, target, &bound.device.name)?)
+    }
+
+    /// The burn device that computes for Kiln device `id`, for benches and tests that run alone
+    /// in their process and time burn calls on their own thread. Kiln's own work goes through
+    /// [`Engine::device_owner`]; mixing the two on one device from two threads at once is what
+    /// the owner exists to prevent.
     pub fn compute_device(&self, id: &DeviceId) -> Result<burn::tensor::Device, ApiError> {
         let bound = self.bound(id)?;
         let target = bound.binding.compute.ok_or_else(|| ComputeError::NoBackend(id.clone()))?;
-        Ok(self.state.compute.open(id, target))
+        Ok(crate::compute::burn_device(target))
     }
 
     pub(crate) fn bound(&self, id: &DeviceId) -> Result<BoundDevice, ApiError> {
@@ -391,8 +404,13 @@ impl Engine {
             let outcome = engine
                 .blocking(move |engine| {
                     let started = std::time::Instant::now();
-                    let device = engine.state.compute.open(&bound.device.id, target);
-                    let (matmul, bandwidth, skipped) = guarded(|| benchmark::run(&device, plan))??;
+                    let owner = engine.state.compute.owner(&bound.device.id, target, &bound.device.name)?;
+                    // Each timed measurement is a step; a step on a software rasteriser (compile,
+                    // tune, repeat for half a second) takes seconds.
+                    let expected = Expected::new(std::time::Duration::from_secs(120));
+                    let (matmul, bandwidth, skipped) =
+                        owner
+                            .run("benchmark", Priority::Long, expected, move |device| benchmark::run(device, plan))??;
                     Ok::<_, ComputeError>(BenchmarkResult {
                         device_id: bound.device.id.clone(),
                         backend: target.backend_name(),

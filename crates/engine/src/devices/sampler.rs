@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use super::health::{self, DeviceHealth};
+use super::health::{self, DeviceHealth, HealthLevel, HealthReason};
 use super::history::History;
 use super::status::Reading;
 use super::{DeviceStatus, MetricSource};
@@ -55,7 +55,17 @@ pub(crate) fn tick(state: &EngineState, pool_wait: Option<Duration>) {
     let health: Vec<DeviceHealth> = statuses
         .iter()
         .zip(devices.iter())
-        .map(|(status, bound)| health::evaluate(bound.device.kind, status, &settings.health))
+        .map(|(status, bound)| {
+            let mut health = health::evaluate(bound.device.kind, status, &settings.health);
+            if let Some(stall) = state.compute.stall(&status.device_id) {
+                health.add(HealthReason {
+                    level: HealthLevel::Critical,
+                    code: "device_stalled".into(),
+                    message: stall.describe(),
+                });
+            }
+            health
+        })
         .collect();
     {
         let mut live = state.live.write().unwrap_or_else(|e| e.into_inner());

@@ -161,10 +161,10 @@ impl Engine {
         let result = self
             .blocking(move |engine| {
                 let path = engine.library_path(&input.path)?;
-                let device = engine.compute_device(&input.device_id)?;
+                let owner = engine.device_owner(&input.device_id)?;
                 let budget = engine.device_memory(&input.device_id)?.budget_bytes;
                 let (_, result) =
-                    engine.state.residency.load(&input.device_id, &device, &path, budget, engine.ram_budget())?;
+                    engine.state.residency.load(&input.device_id, &owner, &path, budget, engine.ram_budget())?;
                 Ok::<_, ApiError>(result)
             })
             .await??;

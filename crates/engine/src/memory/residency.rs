@@ -1,19 +1,19 @@
 //! Where loaded models live: host weights in the RAM cache, networks on devices, and the
 //! ledger entry of each. Loads are serialised (one reads the disk at a time, so loading a model
 //! twice never costs twice); the state lock is only held for bookkeeping, never while reading
-//! files or uploading to a device.
+//! files or uploading to a device. Uploads run on the device's owner thread, and a network that
+//! leaves a device has its weights dropped there (`compute::owner`).
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
-use burn::tensor::Device;
 use serde::{Deserialize, Serialize};
 use ts_rs::TS;
 
 use super::{Allocation, AllocationKind, CachedModel, ResidentModel};
-use crate::compute::{ComputeError, guarded};
+use crate::compute::{ComputeError, DeviceOwner, Expected, Priority};
 use crate::devices::DeviceId;
 use crate::devices::sampler::unix_ms;
 use crate::error::{ApiError, ErrorCode};
@@ -53,6 +53,8 @@ struct RamEntry {
 
 struct Resident {
     upscaler: Arc<Upscaler>,
+    /// Where the weights are dropped when the network leaves the device.
+    owner: Arc<DeviceOwner>,
     precision: Precision,
     bytes: u64,
     loaded_at_ms: u64,
@@ -162,7 +164,7 @@ impl Residency {
     pub fn load(
         &self,
         device_id: &DeviceId,
-        device: &Device,
+        device: &Arc<DeviceOwner>,
         path: &Path,
         budget: u64,
         ram_budget: u64,
@@ -177,7 +179,7 @@ impl Residency {
     pub fn load_as(
         &self,
         device_id: &DeviceId,
-        device: &Device,
+        device: &Arc<DeviceOwner>,
         path: &Path,
         budget: u64,
         ram_budget: u64,
@@ -193,19 +195,24 @@ impl Residency {
             seconds: started.elapsed().as_secs_f64(),
             evicted,
         };
-        {
+        let replaced = {
             let mut state = self.state();
             let residents = state.devices.entry(device_id.clone()).or_default();
-            if let Some(resident) = residents.get_mut(path) {
-                if resident.precision == precision || Arc::strong_count(&resident.upscaler) > 1 {
+            match residents.get_mut(path) {
+                Some(resident) if resident.precision == precision || Arc::strong_count(&resident.upscaler) > 1 => {
                     resident.last_used_ms = unix_ms();
                     return Ok((resident.upscaler.clone(), result(resident.bytes, LoadSource::Resident, vec![])));
                 }
-                let allocation = resident.allocation;
-                residents.remove(path);
-                state.ledger.retain(|a| a.id != allocation);
+                Some(_) => {
+                    let replaced = residents.remove(path);
+                    let allocation = replaced.as_ref().map(|r| r.allocation);
+                    state.ledger.retain(|a| Some(a.id) != allocation);
+                    replaced
+                }
+                None => None,
             }
-        }
+        };
+        release(replaced.into_iter().collect());
         let (weights, from_ram) = self.host_weights(path, ram_budget)?;
         let bytes = weights.bytes() / 4 * precision.bytes();
         if bytes > budget {
@@ -222,7 +229,11 @@ impl Residency {
         // Upload, and wait for the device so the load is really done when this returns. Out of
         // memory once: release everything evictable and the pools' reserve, then try again.
         let upload = || {
-            guarded(|| {
+            let weights = weights.clone();
+            // Repacking the weights for Kiln's kernels compiles them on first use: seconds on a
+            // GPU, a minute or more on a software rasteriser.
+            let expected = Expected::new(std::time::Duration::from_secs(300));
+            device.run(format!("uploading {}", name_of(path)), Priority::Long, expected, move |device| {
                 let upscaler = Upscaler::build(&weights, device, precision)?;
                 device.sync().map_err(|e| UpscalerError::Model(format!("the device failed: {e:?}")))?;
                 Ok::<_, UpscalerError>(upscaler)
@@ -231,7 +242,7 @@ impl Residency {
         let upscaler = match upload() {
             Err(ComputeError::OutOfMemory(_)) => {
                 self.make_room(device_id, 0);
-                let _ = guarded(|| device.memory_cleanup());
+                let _ = device.run("pool release", Priority::Short, Expected::short(), |d| d.memory_cleanup());
                 upload()
             }
             other => other,
@@ -253,7 +264,15 @@ impl Residency {
         });
         state.devices.entry(device_id.clone()).or_default().insert(
             path.to_path_buf(),
-            Resident { upscaler: upscaler.clone(), precision, bytes, loaded_at_ms: now, last_used_ms: now, allocation },
+            Resident {
+                upscaler: upscaler.clone(),
+                owner: device.clone(),
+                precision,
+                bytes,
+                loaded_at_ms: now,
+                last_used_ms: now,
+                allocation,
+            },
         );
         let source = if from_ram { LoadSource::RamCache } else { LoadSource::Disk };
         Ok((upscaler, result(bytes, source, evicted)))
@@ -269,7 +288,7 @@ impl Residency {
         outcome
     }
 
-    fn evict(&self, device_id: &DeviceId, keep: u64, released: &mut Vec<Arc<Upscaler>>) -> (Vec<String>, bool) {
+    fn evict(&self, device_id: &DeviceId, keep: u64, released: &mut Vec<Resident>) -> (Vec<String>, bool) {
         let mut state = self.state();
         let mut evicted = Vec::new();
         loop {
@@ -289,7 +308,7 @@ impl Residency {
             let resident = residents.remove(&oldest).expect("present");
             state.ledger.retain(|a| a.id != resident.allocation);
             evicted.push(oldest.display().to_string());
-            released.push(resident.upscaler);
+            released.push(resident);
         }
     }
 
@@ -315,7 +334,7 @@ impl Residency {
                 }
                 let allocation = resident.allocation;
                 if let Some(removed) = residents.remove(path) {
-                    released.push(removed.upscaler);
+                    released.push(removed);
                 }
                 state.ledger.retain(|a| a.id != allocation);
                 any = true;
@@ -439,12 +458,13 @@ impl Residency {
     }
 }
 
-/// Frees the weights of models that left a device, outside the residency lock. Ones still held
-/// elsewhere are freed by their last holder.
-fn release(upscalers: Vec<Arc<Upscaler>>) {
-    for upscaler in upscalers {
+/// Frees the weights of models that left a device, outside the residency lock, on the device's
+/// owner thread. Ones still held elsewhere are freed by their last holder (a job, whose work
+/// runs on that thread).
+fn release(residents: Vec<Resident>) {
+    for Resident { upscaler, owner, .. } in residents {
         if let Some(upscaler) = Arc::into_inner(upscaler) {
-            upscaler.release();
+            owner.dispose(upscaler);
         }
     }
 }
@@ -459,10 +479,15 @@ mod tests {
 
     const BIG: u64 = 1 << 30;
 
+    fn cpu() -> (DeviceId, Arc<DeviceOwner>) {
+        let owner = DeviceOwner::start("test CPU", burn::tensor::Device::flex()).unwrap();
+        (DeviceId("cpu".into()), Arc::new(owner))
+    }
+
     #[test]
     fn loading_twice_costs_once_and_the_ram_cache_counts_hits() {
         let residency = Residency::default();
-        let (id, device) = (DeviceId("cpu".into()), Device::flex());
+        let (id, device) = cpu();
         let path = fixture("compact_x4.pth");
         let (first, result) = residency.load(&id, &device, &path, BIG, BIG).unwrap();
         assert_eq!(result.source, LoadSource::Disk);
@@ -484,7 +509,7 @@ mod tests {
     #[test]
     fn budgets_evict_the_least_recently_used_model_no_one_holds() {
         let residency = Residency::default();
-        let (id, device) = (DeviceId("cpu".into()), Device::flex());
+        let (id, device) = cpu();
         let (a, b) = (fixture("compact_x4.pth"), fixture("compact_x2.legacy.pth"));
         let (_, first) = residency.load(&id, &device, &a, BIG, BIG).unwrap();
         let (_, second) = residency.load(&id, &device, &b, BIG, BIG).unwrap();
@@ -506,7 +531,7 @@ mod tests {
     #[test]
     fn a_lower_budget_evicts_the_oldest_models_no_one_holds() {
         let residency = Residency::default();
-        let (id, device) = (DeviceId("cpu".into()), Device::flex());
+        let (id, device) = cpu();
         let (a, b) = (fixture("compact_x4.pth"), fixture("compact_x2.legacy.pth"));
         let (_, first) = residency.load(&id, &device, &a, BIG, BIG).unwrap();
         let (held, _) = residency.load(&id, &device, &b, BIG, BIG).unwrap();

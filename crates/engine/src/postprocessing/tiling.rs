@@ -488,6 +488,9 @@ fn run_bands(
             if !on_event(TileEvent::Tile { done, total, tile_width: xs.len, tile_height: ys.len }) {
                 return Err(TileError::Cancelled);
             }
+            // A tile is a step: the device's owner serves the UI's short requests here, and its
+            // watchdog sees the job making progress.
+            crate::compute::between_steps();
         }
         // Rows above the next row of tiles are final; the rest carry over.
         let next_top = ys.starts.get(iy + 1).map_or(top + tile_h as isize, |&y| y * scale as isize);

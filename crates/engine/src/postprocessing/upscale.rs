@@ -4,7 +4,7 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use burn::tensor::{Device, Tensor};
 use image::imageops::FilterType;
@@ -13,10 +13,10 @@ use ts_rs::TS;
 
 use super::images::{self, OutputFormat, OutputMetadata};
 use super::tiling::{self, Planes, Readout, TileEvent, TileOptions, TileRunner, Upscaled};
-use crate::compute::{ComputeError, guarded};
-use crate::devices::DeviceId;
+use crate::compute::{DeviceOwner, Expected, guarded};
 use crate::devices::optimize::{MemoryPicture, Precision as Recommended, recommend};
 use crate::devices::sampler::unix_ms;
+use crate::devices::{DeviceId, DeviceKind};
 use crate::engine::Engine;
 use crate::error::{ApiError, ErrorCode};
 use crate::memory::{Allocation, AllocationKind};
@@ -430,6 +430,9 @@ impl Engine {
     }
 
     /// Upscales one image file. Blocking: call from a worker thread.
+    ///
+    /// Decoding and encoding run here; the model's upload and the tiles run on the device's
+    /// owner thread ([`crate::compute::owner`]), whose events come back to `on_event` here.
     pub fn upscale_file(
         &self,
         request: UpscaleRequest<'_>,
@@ -441,71 +444,12 @@ impl Engine {
         let decoded = images::decode_file(request.input)?;
         let (in_w, in_h) = (decoded.image.width(), decoded.image.height());
 
-        // The device and the model, held for the whole job so no eviction takes it.
         let bound = self.bound(request.device_id)?;
-        let target = bound.binding.compute.ok_or_else(|| ComputeError::NoBackend(request.device_id.clone()))?;
-        let device = self.state.compute.open(request.device_id, target);
+        let owner = self.device_owner(request.device_id)?;
         let (precision, note) = self.upscale_precision(request.device_id, settings.precision)?;
         if let Some(note) = note {
             on_event(UpscaleEvent::Warning(note));
         }
-        let memory = self.device_memory(request.device_id)?;
-        let budget = memory.budget_bytes;
-        let (upscaler, load) = self.state.residency.load_as(
-            request.device_id,
-            &device,
-            request.model,
-            budget,
-            self.ram_budget(),
-            precision,
-        )?;
-        self.emit(crate::events::KilnEvent::ModelsChanged);
-        on_event(UpscaleEvent::Note(format!(
-            "model {} on {} in {:?} ({:?}, {:.2} s)",
-            request.model.file_name().map(|n| n.to_string_lossy()).unwrap_or_default(),
-            bound.device.name,
-            upscaler.precision,
-            load.source,
-            load.seconds
-        )));
-        let net_scale = upscaler.net_scale as f32 * upscaler.final_resize.unwrap_or(1.0);
-        let (out_w, out_h) = settings.output_size(in_w, in_h, net_scale);
-        let format_max = settings.format.max_side();
-        if out_w > format_max || out_h > format_max {
-            return Err(ApiError::invalid_input(format!(
-                "{out_w}×{out_h} is larger than {} holds ({format_max} px a side): choose PNG or a smaller size",
-                settings.format.extension().to_uppercase()
-            )));
-        }
-        // The result is assembled in RAM as f32 planes at the network's scale: three for RGB and
-        // one of slack (a band in flight, the encoded image); an alpha plane through the network
-        // adds three more while its grey result is averaged into one.
-        let (net_w, net_h) = (in_w as u64 * upscaler.net_scale as u64, in_h as u64 * upscaler.net_scale as u64);
-        let assembly = net_w * net_h * 4 * (if decoded.has_alpha() { 8 } else { 4 });
-        let ram_total = self
-            .latest_status(&DeviceId(DeviceId::CPU.into()))
-            .and_then(|s| s.memory_total_bytes.map(|r| r.value))
-            .unwrap_or(16 << 30);
-        if assembly > ram_total / 2 {
-            return Err(ApiError::new(
-                ErrorCode::OutOfMemory,
-                format!(
-                    "a {in_w}×{in_h} image becomes {net_w}×{net_h} at the model's scale, which needs {:.1} GiB of RAM to assemble; this machine has {:.1} GiB",
-                    assembly as f64 / (1u64 << 30) as f64,
-                    ram_total as f64 / (1u64 << 30) as f64
-                ),
-            ));
-        }
-
-        // Tiles: the largest that fit what the budget leaves beside the weights.
-        let per_pixel = tile_bytes_per_pixel(&upscaler, settings.tta);
-        let free = budget.saturating_sub(self.state.residency.weights_on(request.device_id));
-        let multiple = upscaler.size_multiple().max(1);
-        let band_per_row = band_bytes_per_row(in_w, upscaler.net_scale);
-        let tile = match settings.tile {
-            Some(tile) => tile as usize,
-            None => auto_tile_for(&upscaler, free, in_w, settings.tta),
-        };
         let buffer_limit = bound
             .device
             .adapters
@@ -513,60 +457,41 @@ impl Engine {
             .find(|a| Some(a.backend.as_str()) == bound.device.compute_backend.as_deref())
             .map(|a| a.limits.max_storage_buffer_binding_size)
             .filter(|l| *l > 0);
-        let tile = match buffer_limit.map(|limit| buffer_tile_limit(&upscaler, limit, in_w)) {
-            Some(cap) if cap < tile => {
-                on_event(UpscaleEvent::Note(format!(
-                    "tiles of at most {cap} px: a larger tile's feature map, or its band of output rows, would not fit one GPU buffer"
-                )));
-                cap
-            }
-            _ => tile,
-        };
-        let tile = (tile / multiple * multiple).max(multiple);
-        let options = TileOptions { max_tile: tile, min_tile: 16.max(multiple), ..TileOptions::default() };
-        let tiles = |t: usize| {
-            tiling::plan_axis(in_w as usize, t, options.overlap.min(t / 2), options.border, multiple).starts.len()
-                * tiling::plan_axis(in_h as usize, t, options.overlap.min(t / 2), options.border, multiple).starts.len()
-        };
         let has_alpha = decoded.has_alpha();
         let (rgb, alpha) = images::to_planes(&decoded.image);
+        let alpha_channel = has_alpha;
         let alpha = alpha.filter(|a| a.data.iter().any(|&v| v < 1.0));
-        let model_alpha = alpha.is_some() && settings.alpha == AlphaMode::Model;
-        let passes = if model_alpha { 2 } else { 1 };
-        on_event(UpscaleEvent::Ready { tile, precision: upscaler.precision, tiles_per_pass: tiles(tile), passes });
-        let tile_rows = tile.min(in_h as usize + 2 * options.border) as u64;
-        let tile_area = tile.min(in_w as usize + 2 * options.border) as u64 * tile_rows;
-        let _working = self.state.residency.hold_working(Allocation {
-            id: 0,
-            device_id: request.device_id.clone(),
-            owner: request.owner.clone(),
-            component: "tiles".into(),
-            kind: AllocationKind::Activations,
-            bytes: tile_area * per_pixel + tile_rows * band_per_row + upscaler.working_bytes_fixed(),
-            since_ms: unix_ms(),
-            path: None,
-        });
-
-        // 8-bit output at the model's own scale is rounded on the device and read back as
-        // bytes; resizing and 16-bit output need the f32 values.
+        // 16-bit PNG output needs the f32 values back.
         let sixteen = decoded.is_16_bit() && settings.format == OutputFormat::Png;
-        let readout =
-            if (net_w, net_h) == (out_w as u64, out_h as u64) && !sixteen { Readout::Rgb8 } else { Readout::Planes };
-        let mut runner = NetRunner::new(upscaler.clone(), device.clone(), settings.tta);
-        let (up_rgb, mut final_tile) = run_pass(&mut runner, &rgb, Pass::Rgb(readout), options, (0, passes), on_event)?;
-        let (up_w, up_h) = up_rgb.dimensions();
-        let up_alpha = match (&alpha, settings.alpha) {
-            (Some(a), AlphaMode::Model) => {
-                let options = TileOptions { max_tile: final_tile, ..options };
-                let (plane, last_tile) = run_pass(&mut runner, a, Pass::Alpha, options, (1, passes), on_event)?;
-                final_tile = last_tile;
-                Some(plane.into_planes())
-            }
-            (Some(a), AlphaMode::Resize) => Some(resize(a, up_w as u32, up_h as u32)),
-            (None, _) => None,
+        let work = DeviceWork {
+            engine: self.clone(),
+            owner: owner.clone(),
+            device_id: request.device_id.clone(),
+            device_name: bound.device.name.clone(),
+            model: request.model.to_path_buf(),
+            settings: settings.clone(),
+            holder: request.owner.clone(),
+            precision,
+            buffer_limit,
+            rgb,
+            alpha,
+            alpha_channel,
+            sixteen,
         };
-        runner.release();
-        drop(runner);
+        let expected = Expected::new(first_step_allowance(bound.device.kind, in_w as u64 * in_h as u64));
+        let what = format!(
+            "{}: upscaling {}",
+            request.owner,
+            request.input.file_name().map(|n| n.to_string_lossy()).unwrap_or_default()
+        );
+        let done = owner.run_reporting(
+            what,
+            expected,
+            move |device, reporter| work.run(device, &mut |event| reporter.report(event)),
+            on_event,
+        )??;
+        let DeviceResult { rgb: up_rgb, alpha: up_alpha, tile: final_tile, precision, net_scale, out_w, out_h } = done;
+        let (up_w, up_h) = up_rgb.dimensions();
 
         // The size asked for, then the file.
         let (rgb, alpha) = if (up_w as u32, up_h as u32) != (out_w, out_h) {
@@ -622,7 +547,7 @@ impl Engine {
             model: request.model.display().to_string(),
             model_autov2,
             device_id: request.device_id.clone(),
-            precision: upscaler.precision,
+            precision,
             tile: final_tile as u32,
             tta: settings.tta,
             seconds: 0.0,
@@ -649,6 +574,181 @@ impl Engine {
         images::write(&image, &output, settings.format, settings.quality, &metadata)?;
         outcome.seconds = started.elapsed().as_secs_f64();
         Ok(outcome)
+    }
+}
+
+/// What a job's first step on a device (its model's upload, kernels compiled and tuned, the
+/// first tile) may take before the watchdog calls it a stall: minutes on a GPU, far longer on
+/// a software rasteriser or the CPU, and more for a larger image (a larger first tile). Later
+/// steps are held to the longest step seen (`compute::owner`).
+pub fn first_step_allowance(kind: DeviceKind, input_pixels: u64) -> Duration {
+    let megapixels = input_pixels as f64 / 1e6;
+    let (base, per_megapixel) = match kind {
+        DeviceKind::Cpu | DeviceKind::SoftwareGpu => (600.0, 1200.0),
+        _ => (120.0, 30.0),
+    };
+    Duration::from_secs_f64(base + per_megapixel * megapixels.min(4.0))
+}
+
+/// The part of an upscale that runs on the device's owner thread, with what it needs owned.
+struct DeviceWork {
+    engine: Engine,
+    owner: Arc<DeviceOwner>,
+    device_id: DeviceId,
+    device_name: String,
+    model: PathBuf,
+    settings: UpscaleSettings,
+    /// Who holds the working memory, for the ledger (`job 12`).
+    holder: String,
+    precision: Precision,
+    /// The device's largest storage buffer, where known.
+    buffer_limit: Option<u64>,
+    rgb: Planes,
+    /// The alpha plane, where the image has a non-opaque one.
+    alpha: Option<Planes>,
+    /// Whether the image has an alpha channel at all (opaque or not).
+    alpha_channel: bool,
+    sixteen: bool,
+}
+
+/// What the device part gives back.
+struct DeviceResult {
+    rgb: Upscaled,
+    alpha: Option<Planes>,
+    /// The tile side the work finished with.
+    tile: usize,
+    precision: Precision,
+    /// The network's scale with the file's own resize.
+    net_scale: f32,
+    out_w: u32,
+    out_h: u32,
+}
+
+impl DeviceWork {
+    /// The model onto the device (held for the whole job so no eviction takes it), the tile
+    /// size from the budget, and the passes. Runs on the owner thread of `device`.
+    fn run(self, device: &Device, on_event: &mut dyn FnMut(UpscaleEvent) -> bool) -> Result<DeviceResult, ApiError> {
+        let engine = &self.engine;
+        let settings = &self.settings;
+        let (in_w, in_h) = (self.rgb.width as u32, self.rgb.height as u32);
+        let budget = engine.device_memory(&self.device_id)?.budget_bytes;
+        let (upscaler, load) = engine.state.residency.load_as(
+            &self.device_id,
+            &self.owner,
+            &self.model,
+            budget,
+            engine.ram_budget(),
+            self.precision,
+        )?;
+        engine.emit(crate::events::KilnEvent::ModelsChanged);
+        on_event(UpscaleEvent::Note(format!(
+            "model {} on {} in {:?} ({:?}, {:.2} s)",
+            self.model.file_name().map(|n| n.to_string_lossy()).unwrap_or_default(),
+            self.device_name,
+            upscaler.precision,
+            load.source,
+            load.seconds
+        )));
+        let net_scale = upscaler.net_scale as f32 * upscaler.final_resize.unwrap_or(1.0);
+        let (out_w, out_h) = settings.output_size(in_w, in_h, net_scale);
+        let format_max = settings.format.max_side();
+        if out_w > format_max || out_h > format_max {
+            return Err(ApiError::invalid_input(format!(
+                "{out_w}×{out_h} is larger than {} holds ({format_max} px a side): choose PNG or a smaller size",
+                settings.format.extension().to_uppercase()
+            )));
+        }
+        // The result is assembled in RAM as f32 planes at the network's scale: three for RGB and
+        // one of slack (a band in flight, the encoded image); an alpha plane through the network
+        // adds three more while its grey result is averaged into one.
+        let (net_w, net_h) = (in_w as u64 * upscaler.net_scale as u64, in_h as u64 * upscaler.net_scale as u64);
+        let assembly = net_w * net_h * 4 * (if self.alpha_channel { 8 } else { 4 });
+        let ram_total = engine
+            .latest_status(&DeviceId(DeviceId::CPU.into()))
+            .and_then(|s| s.memory_total_bytes.map(|r| r.value))
+            .unwrap_or(16 << 30);
+        if assembly > ram_total / 2 {
+            return Err(ApiError::new(
+                ErrorCode::OutOfMemory,
+                format!(
+                    "a {in_w}×{in_h} image becomes {net_w}×{net_h} at the model's scale, which needs {:.1} GiB of RAM to assemble; this machine has {:.1} GiB",
+                    assembly as f64 / (1u64 << 30) as f64,
+                    ram_total as f64 / (1u64 << 30) as f64
+                ),
+            ));
+        }
+
+        // Tiles: the largest that fit what the budget leaves beside the weights.
+        let per_pixel = tile_bytes_per_pixel(&upscaler, settings.tta);
+        let free = budget.saturating_sub(engine.state.residency.weights_on(&self.device_id));
+        let multiple = upscaler.size_multiple().max(1);
+        let band_per_row = band_bytes_per_row(in_w, upscaler.net_scale);
+        let tile = match settings.tile {
+            Some(tile) => tile as usize,
+            None => auto_tile_for(&upscaler, free, in_w, settings.tta),
+        };
+        let tile = match self.buffer_limit.map(|limit| buffer_tile_limit(&upscaler, limit, in_w)) {
+            Some(cap) if cap < tile => {
+                on_event(UpscaleEvent::Note(format!(
+                    "tiles of at most {cap} px: a larger tile's feature map, or its band of output rows, would not fit one GPU buffer"
+                )));
+                cap
+            }
+            _ => tile,
+        };
+        let tile = (tile / multiple * multiple).max(multiple);
+        let options = TileOptions { max_tile: tile, min_tile: 16.max(multiple), ..TileOptions::default() };
+        let tiles = |t: usize| {
+            tiling::plan_axis(in_w as usize, t, options.overlap.min(t / 2), options.border, multiple).starts.len()
+                * tiling::plan_axis(in_h as usize, t, options.overlap.min(t / 2), options.border, multiple).starts.len()
+        };
+        let model_alpha = self.alpha.is_some() && settings.alpha == AlphaMode::Model;
+        let passes = if model_alpha { 2 } else { 1 };
+        on_event(UpscaleEvent::Ready { tile, precision: upscaler.precision, tiles_per_pass: tiles(tile), passes });
+        let tile_rows = tile.min(in_h as usize + 2 * options.border) as u64;
+        let tile_area = tile.min(in_w as usize + 2 * options.border) as u64 * tile_rows;
+        let _working = engine.state.residency.hold_working(Allocation {
+            id: 0,
+            device_id: self.device_id.clone(),
+            owner: self.holder.clone(),
+            component: "tiles".into(),
+            kind: AllocationKind::Activations,
+            bytes: tile_area * per_pixel + tile_rows * band_per_row + upscaler.working_bytes_fixed(),
+            since_ms: unix_ms(),
+            path: None,
+        });
+
+        // 8-bit output at the model's own scale is rounded on the device and read back as
+        // bytes; resizing and 16-bit output need the f32 values.
+        let readout = if (net_w, net_h) == (out_w as u64, out_h as u64) && !self.sixteen {
+            Readout::Rgb8
+        } else {
+            Readout::Planes
+        };
+        let mut runner = NetRunner::new(upscaler.clone(), device.clone(), settings.tta);
+        let (up_rgb, mut final_tile) =
+            run_pass(&mut runner, &self.rgb, Pass::Rgb(readout), options, (0, passes), on_event)?;
+        let (up_w, up_h) = up_rgb.dimensions();
+        let up_alpha = match (&self.alpha, settings.alpha) {
+            (Some(a), AlphaMode::Model) => {
+                let options = TileOptions { max_tile: final_tile, ..options };
+                let (plane, last_tile) = run_pass(&mut runner, a, Pass::Alpha, options, (1, passes), on_event)?;
+                final_tile = last_tile;
+                Some(plane.into_planes())
+            }
+            (Some(a), AlphaMode::Resize) => Some(resize(a, up_w as u32, up_h as u32)),
+            (None, _) => None,
+        };
+        runner.release();
+        Ok(DeviceResult {
+            rgb: up_rgb,
+            alpha: up_alpha,
+            tile: final_tile,
+            precision: upscaler.precision,
+            net_scale,
+            out_w,
+            out_h,
+        })
     }
 }
 

@@ -11,10 +11,11 @@
 use std::path::{Path, PathBuf};
 
 use burn::tensor::{Device, Tensor, TensorData};
+use kiln_engine::compute::{Expected, Priority};
 use kiln_engine::devices::DeviceId;
+use kiln_engine::dispatch;
 use kiln_engine::models::mapped::MappedFile;
 use kiln_engine::nets::Upscaler;
-use kiln_engine::{Engine, dispatch};
 use serde_json::Value;
 
 use crate::{real_engine, software_gpu_id};
@@ -55,15 +56,19 @@ fn to_u8(values: &[f32]) -> Vec<u8> {
     values.iter().map(|v| (v.clamp(0.0, 1.0) * 255.0).round() as u8).collect()
 }
 
-/// The wgpu device of this machine's software GPU (lavapipe, through its GL adapter where its
-/// Vulkan adapter cannot run burn's kernels).
-fn software_gpu() -> (Engine, Device, kiln_testdir::TempDir) {
+/// Runs `check` on this machine's software GPU (lavapipe, through its GL adapter where its
+/// Vulkan adapter cannot run burn's kernels), on the device's owner thread as Kiln's own work
+/// runs (`compute::owner`): tests running at once take turns there.
+fn on_software_gpu(check: impl FnOnce(&Device) + Send + 'static) {
     let data = kiln_testdir::TempDir::new();
     let engine = real_engine(data.path());
     let list =
         tokio::runtime::Runtime::new().unwrap().block_on(dispatch(&engine, "devices.list", Value::Null)).unwrap();
-    let device = engine.compute_device(&DeviceId(software_gpu_id(&list))).unwrap();
-    (engine, device, data)
+    let owner = engine.device_owner(&DeviceId(software_gpu_id(&list))).unwrap();
+    let expected = Expected::new(std::time::Duration::from_secs(600));
+    if let Err(error) = owner.run("upscaler test", Priority::Long, expected, check) {
+        panic!("{error}");
+    }
 }
 
 const RANDOM_NETWORKS: &[&str] = &[
@@ -94,8 +99,7 @@ fn every_layout_and_format_matches_pytorch_on_the_cpu_backend() {
 
 #[test]
 fn every_layout_and_format_matches_pytorch_on_the_software_gpu() {
-    let (_engine, device, _data) = software_gpu();
-    check_random_networks(&device);
+    on_software_gpu(check_random_networks);
 }
 
 /// The bundled model, read from its ncnn files, against spandrel on the same weights (exported
@@ -115,8 +119,7 @@ fn check_bundled_model(device: &Device) {
 #[test]
 fn the_bundled_model_matches_pytorch_on_both_backends() {
     check_bundled_model(&Device::flex());
-    let (_engine, device, _data) = software_gpu();
-    check_bundled_model(&device);
+    on_software_gpu(check_bundled_model);
 }
 
 /// PSNR of two 8-bit images.

@@ -5,26 +5,26 @@
 //! Tolerance in f32: 1e-4 absolute + 1e-4 relative (different summation orders of up to 1728
 //! products of values in [-1, 1]).
 
-use std::sync::{Mutex, MutexGuard};
-
-use burn::backend::{WgpuBackend, WgpuDevice, WgpuDeviceKind};
 use burn::tensor::module::conv2d;
 use burn::tensor::ops::ConvOptions;
 use burn::tensor::{Device, Distribution, Tensor};
 
 use super::*;
+use crate::compute::{Expected, Priority, owner};
+use crate::devices::GraphicsBackend;
+use crate::devices::discovery::{ComputeTarget, WgpuSelector};
 
-/// Tests take the software GPU one at a time. With two tests' streams on it at once, this
-/// binary hung once (2026-12-06, at rest for 20 minutes, cubecl 0.11.3): burn's `conv2d`
-/// autotuning held the device exclusively and waited on a task that never finished, while both
-/// tests waited on their reads (docs/performance.md, "A hang in cubecl's autotune").
-static ONE_TEST_AT_A_TIME: Mutex<()> = Mutex::new(());
-
-/// The software GPU through its GL adapter (no cooperative matrices: the tiled kernel runs),
-/// this test's alone while the guard lives.
-pub(crate) fn device() -> (Device, MutexGuard<'static, ()>) {
-    let guard = ONE_TEST_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
-    (Device::new(WgpuDevice::new(WgpuDeviceKind::Cpu).on(WgpuBackend::Gl)), guard)
+/// Runs `work` on the software GPU through its GL adapter (no cooperative matrices: the tiled
+/// kernel runs), on the process's owner of that device, as Kiln's own work runs: tests running
+/// at once take turns there instead of meeting inside cubecl (two tests' streams on this device
+/// at once hung this binary on 2026-12-06; `compute::owner` says how).
+pub(crate) fn on_software_gpu(work: impl FnOnce(&Device) + Send + 'static) {
+    let target = ComputeTarget::Wgpu { backend: GraphicsBackend::Gl, selector: WgpuSelector::Cpu };
+    let owner = owner::owner_for(target, "software GPU (GL)").expect("the owner starts");
+    let expected = Expected::new(std::time::Duration::from_secs(600));
+    if let Err(error) = owner.run("kernel test", Priority::Long, expected, work) {
+        panic!("{error}");
+    }
 }
 
 fn random<const D: usize>(shape: [usize; D], device: &Device) -> Tensor<D> {
@@ -79,8 +79,18 @@ fn assert_close(ours: Tensor<4>, expected: Tensor<4>, what: &str) {
     eprintln!("{what}: largest error {worst:e}");
 }
 
-fn check_conv([batch, in_channels, height, width]: [usize; 4], out_channels: usize, op: ConvOp, with_residual: bool) {
-    let (device, _alone) = device();
+fn check_conv(shape: [usize; 4], out_channels: usize, op: ConvOp, with_residual: bool) {
+    on_software_gpu(move |device| check_conv_on(device, shape, out_channels, op, with_residual));
+}
+
+fn check_conv_on(
+    device: &Device,
+    [batch, in_channels, height, width]: [usize; 4],
+    out_channels: usize,
+    op: ConvOp,
+    with_residual: bool,
+) {
+    let device = device.clone();
     let input = random([batch, in_channels, height, width], &device);
     let weight = random([out_channels, in_channels, op.kernel, op.kernel], &device).mul_scalar(0.3);
     let bias = random([out_channels], &device);
@@ -123,7 +133,11 @@ fn fused_upsampling_scale_and_residual_match_burn() {
 
 #[test]
 fn dense_block_matches_its_cat_form() {
-    let (device, _alone) = device();
+    on_software_gpu(dense_block_on);
+}
+
+fn dense_block_on(device: &Device) {
+    let device = device.clone();
     let (features, growth, convs) = (12, 5, 5);
     let block = DenseBlock { features, growth, convs, scale: 0.2, choice: KernelChoice::Best };
     let input = random([2, features, 6, 9], &device);
