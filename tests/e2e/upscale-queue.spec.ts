@@ -1,6 +1,7 @@
 // The Upscale, Queue and Gallery pages in a real browser against `kiln serve`: an image dropped
-// on the drop zone and one chosen with the file picker each become a row at once, run on the
-// software GPU with the bundled model to done, and the result opens in the before/after
+// on the drop zone and one chosen with the file picker each become a row at once, run with the
+// bundled model to done (on the CPU backend: with no hardware GPU, jobs no one pinned go there
+// before the software rasteriser), and the result opens in the before/after
 // comparison (split line dragged, zoomed, 1:1, side by side). The Queue shows the finished job
 // with its log, the Gallery its thumbnail and metadata. Screenshots are kept
 // (test-results/e2e/upscale-*.png, queue.png, gallery.png).
@@ -10,7 +11,7 @@ import { dropDrawnImage, openPage } from "./pages";
 
 const url = () => process.env.KILN_URL!;
 const MODEL = "realesr-animevideov3-x4";
-/** Jobs run slowly on the software GPU. */
+/** Jobs run slowly on a 2-core machine beside the other tests. */
 const JOB_TIMEOUT = 180_000;
 
 const CRC_TABLE = Array.from({ length: 256 }, (_, n) => {
@@ -62,7 +63,7 @@ test("a dropped image is upscaled, compared, and shows in the queue and the gall
   const zone = page.getByRole("region", { name: "Drop zone" });
   await expect(zone).toContainText("Drop images here");
   await expect(page.getByLabel("Model", { exact: true })).toContainText(MODEL);
-  // Small tiles keep the software GPU's passes short.
+  // Small tiles: several tiles a job, so its progress shows.
   await page.getByLabel("Tile", { exact: true }).fill("32");
   await page.screenshot({ path: `${shots}/upscale-empty.png` });
 
@@ -127,6 +128,10 @@ test("a dropped image is upscaled, compared, and shows in the queue and the gall
   // 4. The Queue: the job is finished, with its log.
   await openPage(page, "Control+4", "Queue");
   await expect(page.locator(".worker").first()).toBeVisible();
+  // Each worker says whether it takes unpinned jobs: here the CPU backend, not the rasteriser.
+  await expect(page.locator('.worker[data-device="cpu"]')).toHaveAttribute("data-takes-any", "true");
+  await expect(page.locator('.worker[data-device="cpu"]')).toContainText("takes unpinned jobs");
+  await expect(page.locator('.worker[data-takes-any="false"]').first()).toContainText("pinned jobs only");
   const finished = page.getByRole("group", { name: "Finished jobs", exact: true });
   const job = finished.locator(`.queue-job[data-job-id="${id}"]`);
   await expect(job).toHaveAttribute("data-state", "done");

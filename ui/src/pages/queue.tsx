@@ -96,10 +96,17 @@ export function QueuePage() {
         <span class="spacer" />
         {list?.workers.map((w) => {
           const job = w.job_id != null ? list.jobs.find((j) => j.id === w.job_id) : undefined;
+          const speeds = w.speeds.map((s) => `${s.model}: ${s.megapixels_per_second.toFixed(3)} MPx/s over ${s.jobs} job${s.jobs === 1 ? "" : "s"}`);
+          const fastest = w.speeds.reduce<number | undefined>((best, s) => Math.max(best ?? 0, s.megapixels_per_second), undefined);
+          const title = [w.takes_any ? "Takes jobs no one pinned to a device" : "Takes only jobs pinned to it", w.routing, ...(speeds.length ? speeds : ["no finished job measured here yet"])].filter(Boolean).join("\n");
           return (
-            <span class={`worker${job ? " worker-busy" : ""}`} title={w.takes_any ? "Takes any job" : "Takes only jobs pinned to it"} data-device={w.device_id}>
+            <span class={`worker${job ? " worker-busy" : ""}${w.takes_any ? " worker-unpinned" : ""}`} title={title} data-device={w.device_id} data-takes-any={String(w.takes_any)}>
               <span class={`dot ${job ? "dot-running" : "dot-idle"}`} />
               {w.device_name}: {job ? job.name : "idle"}
+              <span class="muted small worker-route">
+                {w.takes_any ? " · takes unpinned jobs" : " · pinned jobs only"}
+                {fastest !== undefined && ` · up to ${fastest.toFixed(fastest < 1 ? 3 : 2)} MPx/s`}
+              </span>
             </span>
           );
         })}

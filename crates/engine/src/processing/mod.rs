@@ -8,6 +8,7 @@
 //! the step it was on.
 
 pub mod ops;
+pub mod routing;
 pub mod store;
 pub mod workers;
 

@@ -548,7 +548,7 @@ impl Engine {
                 batches: store.batches()?,
                 sessions: store.sessions()?,
                 paused: store.paused()?,
-                workers: engine.state.processing.workers(),
+                workers: engine.workers(),
             })
         })
         .await?

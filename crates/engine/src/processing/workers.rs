@@ -2,8 +2,9 @@
 //! its steps (each step's output the next one's input), reporting progress, honouring pause and
 //! cancel at every tile, and writing the outcome. A panic inside a job fails that job only.
 //!
-//! Which devices take jobs nobody pinned: the hardware GPUs; without one, a software GPU;
-//! without that, the CPU. A job pinned to a device runs there whatever its class.
+//! Which devices take jobs nobody pinned: see `routing` (the hardware GPUs; without one, the
+//! CPU backend before a software rasteriser, unless the last jobs measured it faster). A job
+//! pinned to a device runs there whatever its class.
 
 use std::collections::HashMap;
 use std::panic::{AssertUnwindSafe, catch_unwind};
@@ -15,7 +16,8 @@ use std::time::{Duration, Instant};
 use serde::{Deserialize, Serialize};
 use ts_rs::TS;
 
-use super::store::{Control, Scope, Store, StoreError};
+use super::routing::{self, ModelSpeed};
+use super::store::{Control, JobFilter, Scope, Store, StoreError};
 use super::{Job, JobProgress, JobState, Step, StepOutcome};
 use crate::devices::{DeviceId, DeviceKind};
 use crate::engine::{Engine, EngineState};
@@ -30,6 +32,12 @@ const STALE_MS: u64 = 120_000;
 /// How often a running job's process proves itself alive ([`JobBeat`]), whatever its tiles take.
 const BEAT_EVERY: Duration = Duration::from_secs(15);
 
+/// How many finished jobs the routing's speeds come from.
+const MEASURED_JOBS: u32 = 200;
+
+/// How long a routing decision stands before the workers measure again.
+const ROUTES_FOR: Duration = Duration::from_secs(5);
+
 /// A device's worker, as the queue page shows it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, TS)]
 pub struct WorkerStatus {
@@ -37,6 +45,10 @@ pub struct WorkerStatus {
     pub device_name: String,
     /// Whether it takes jobs no one pinned to a device.
     pub takes_any: bool,
+    /// Why it does or does not (its kind, or what was measured).
+    pub routing: String,
+    /// How fast its last finished jobs ran, per model.
+    pub speeds: Vec<ModelSpeed>,
     #[ts(optional)]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub job_id: Option<i64>,
@@ -49,6 +61,8 @@ pub struct Processing {
     pub owner: String,
     wake: (Mutex<u64>, Condvar),
     pub(crate) workers: Mutex<HashMap<DeviceId, WorkerStatus>>,
+    /// When the workers' routes were last decided.
+    routed: Mutex<Option<Instant>>,
 }
 
 /// Whether the process an owner string names is still running.
@@ -76,6 +90,7 @@ impl Processing {
             owner: own_owner(),
             wake: (Mutex::new(0), Condvar::new()),
             workers: Mutex::new(HashMap::new()),
+            routed: Mutex::new(None),
         })
     }
 
@@ -134,22 +149,8 @@ impl Engine {
             self.emit(KilnEvent::QueueChanged);
         }
         let devices = self.devices();
-        let computing: Vec<_> = devices.iter().filter(|d| d.binding.compute.is_some()).collect();
-        let has = |kind: DeviceKind| computing.iter().any(|d| d.device.kind == kind);
-        let any_class = if computing.iter().any(|d| !matches!(d.device.kind, DeviceKind::Cpu | DeviceKind::SoftwareGpu))
-        {
-            None
-        } else if has(DeviceKind::SoftwareGpu) {
-            Some(DeviceKind::SoftwareGpu)
-        } else {
-            Some(DeviceKind::Cpu)
-        };
-        for bound in computing {
+        for bound in devices.iter().filter(|d| d.binding.compute.is_some()) {
             let id = bound.device.id.clone();
-            let takes_any = match any_class {
-                None => !matches!(bound.device.kind, DeviceKind::Cpu | DeviceKind::SoftwareGpu),
-                Some(kind) => bound.device.kind == kind,
-            };
             {
                 let mut workers = processing.workers.lock().unwrap_or_else(|e| e.into_inner());
                 if workers.contains_key(&id) {
@@ -160,7 +161,9 @@ impl Engine {
                     WorkerStatus {
                         device_id: id.clone(),
                         device_name: bound.device.name.clone(),
-                        takes_any,
+                        takes_any: false,
+                        routing: String::new(),
+                        speeds: Vec::new(),
                         job_id: None,
                     },
                 );
@@ -169,15 +172,73 @@ impl Engine {
             let scope = scope.clone();
             let spawned = std::thread::Builder::new()
                 .name(format!("kiln-worker-{id}"))
-                .spawn(move || worker_loop(state, id, takes_any, scope));
+                .spawn(move || worker_loop(state, id, scope));
             if let Err(error) = spawned {
                 tracing::error!("could not start a worker: {error}");
+            }
+        }
+        // The Queue page shows each worker's route from the start.
+        *processing.routed.lock().unwrap_or_else(|e| e.into_inner()) = Some(Instant::now());
+        self.route_workers();
+    }
+
+    /// The workers as the Queue page shows them, their routes decided from the jobs finished
+    /// up to now.
+    pub fn workers(&self) -> Vec<WorkerStatus> {
+        self.route_workers();
+        self.state.processing.workers()
+    }
+
+    /// Whether `device`'s worker takes jobs no one pinned, deciding every worker's route again
+    /// when the last decision is older than [`ROUTES_FOR`].
+    fn takes_unpinned(&self, device: &DeviceId) -> bool {
+        let processing = &self.state.processing;
+        let stale = {
+            let mut routed = processing.routed.lock().unwrap_or_else(|e| e.into_inner());
+            let stale = routed.is_none_or(|at| at.elapsed() > ROUTES_FOR);
+            if stale {
+                *routed = Some(Instant::now());
+            }
+            stale
+        };
+        if stale {
+            self.route_workers();
+        }
+        let workers = processing.workers.lock().unwrap_or_else(|e| e.into_inner());
+        workers.get(device).is_some_and(|w| w.takes_any)
+    }
+
+    /// Decides which workers take unpinned jobs from their devices' kinds and the speeds of
+    /// the last finished jobs (`routing`).
+    fn route_workers(&self) {
+        let processing = &self.state.processing;
+        let filter = JobFilter { states: vec![JobState::Done], limit: Some(MEASURED_JOBS), ..JobFilter::default() };
+        let finished = processing.store.list(&filter).unwrap_or_else(|error| {
+            tracing::warn!("could not read the finished jobs' speeds: {error}");
+            Vec::new()
+        });
+        let outcomes = finished.iter().flat_map(|job| &job.outcomes).map(|outcome| match outcome {
+            StepOutcome::Upscale(upscale) => upscale,
+        });
+        let speeds = routing::speeds(outcomes);
+        let devices = self.devices();
+        let mut workers = processing.workers.lock().unwrap_or_else(|e| e.into_inner());
+        let computing: Vec<(DeviceId, DeviceKind)> = devices
+            .iter()
+            .filter(|d| workers.contains_key(&d.device.id))
+            .map(|d| (d.device.id.clone(), d.device.kind))
+            .collect();
+        for ((id, _), route) in computing.iter().zip(routing::routes(&computing, &speeds)) {
+            if let Some(worker) = workers.get_mut(id) {
+                worker.takes_any = route.takes_any;
+                worker.routing = route.reason;
+                worker.speeds = speeds.get(id).cloned().unwrap_or_default();
             }
         }
     }
 }
 
-fn worker_loop(state: Weak<EngineState>, device: DeviceId, takes_any: bool, scope: Scope) {
+fn worker_loop(state: Weak<EngineState>, device: DeviceId, scope: Scope) {
     let mut last_reclaim = Instant::now();
     loop {
         let Some(state) = state.upgrade() else { return };
@@ -192,6 +253,7 @@ fn worker_loop(state: Weak<EngineState>, device: DeviceId, takes_any: bool, scop
                 engine.emit(KilnEvent::QueueChanged);
             }
         }
+        let takes_any = engine.takes_unpinned(&device);
         match processing.store.claim(&device, takes_any, &scope, &processing.owner) {
             Ok(Some(job)) => {
                 processing.set_running(&device, Some(job.id));

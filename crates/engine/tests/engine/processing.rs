@@ -127,6 +127,7 @@ async fn a_submitted_image_is_upscaled_through_the_queue_on_the_software_gpu() {
             "inputs": [{ "from": "path", "path": inputs.join("photo.png") }, { "from": "path", "path": "/etc/passwd" }],
             "steps": [{ "kind": "upscale", "tile": 64 }],
             "output_dir": data.path().join("out"),
+            "device_id": gpu,
         }),
     )
     .await;
@@ -137,7 +138,7 @@ async fn a_submitted_image_is_upscaled_through_the_queue_on_the_software_gpu() {
     let details = wait_for(&engine, id, HANG_GUARD).await;
     let job = &details["job"];
     assert_eq!(job["state"], json!("done"), "{details:#}");
-    assert_eq!(job["device_id"], json!(gpu), "with no real GPU, the software GPU takes the queue");
+    assert_eq!(job["device_id"], json!(gpu), "pinned to the software GPU, it runs there");
     let output = PathBuf::from(job["outcomes"][0]["output"].as_str().unwrap());
     assert_eq!(output.file_name().unwrap(), "photo_x4.png");
     let lines: Vec<&str> = details["log"].as_array().unwrap().iter().map(|l| l["message"].as_str().unwrap()).collect();
@@ -346,7 +347,12 @@ async fn a_tiny_budget_means_small_tiles_not_a_failure() {
     let submitted = call(
         &engine,
         "jobs.submit",
-        json!({ "inputs": [{ "from": "path", "path": input }], "steps": [{ "kind": "upscale" }], "output_dir": data.path() }),
+        json!({
+            "inputs": [{ "from": "path", "path": input }],
+            "steps": [{ "kind": "upscale" }],
+            "output_dir": data.path(),
+            "device_id": gpu,
+        }),
     )
     .await;
     // 49 tiles of 32 pixels (the whole fixture) on the software GPU beside the other tests were
@@ -363,6 +369,8 @@ async fn a_tiny_budget_means_small_tiles_not_a_failure() {
 async fn uploads_cancel_and_retry() {
     let data = kiln_testdir::TempDir::new();
     let engine = real_engine(data.path());
+    // On the software GPU, whose tiles are slow enough for the cancel to land mid-job.
+    let gpu = software_gpu_id(&call(&engine, "devices.list", Value::Null).await);
     // 16-pixel tiles: 7×7 of them over a 32-pixel piece of the fixture (15×15 over the whole).
     let png = std::fs::read(fixture_crop(32, 32, &data.path().join("piece.png"))).unwrap();
     let encoded = kiln_engine::processing::ops::base64_encode(&png);
@@ -377,6 +385,7 @@ async fn uploads_cancel_and_retry() {
             "steps": [{ "kind": "upscale", "tile": 16 }],
             "output_dir": data.path().join("out"),
             "batch_name": "drop",
+            "device_id": gpu,
         }),
     )
     .await;
@@ -409,6 +418,13 @@ async fn uploads_cancel_and_retry() {
     assert_eq!(details["job"]["attempts"], json!(2));
     let list = call(&engine, "jobs.list", Value::Null).await;
     assert_eq!(list["batches"][0]["name"], json!("drop"));
-    assert!(list["workers"].as_array().unwrap().iter().any(|w| w["takes_any"] == json!(true)));
+    // Without a hardware GPU, jobs no one pinned go to the CPU backend, and the list says why.
+    let workers = list["workers"].as_array().unwrap();
+    let cpu = workers.iter().find(|w| w["device_id"] == json!("cpu")).expect("the CPU's worker");
+    assert_eq!(cpu["takes_any"], json!(true), "{list:#}");
+    assert!(cpu["routing"].as_str().unwrap().contains("software rasteriser"), "{list:#}");
+    let software = workers.iter().find(|w| w["device_id"] == json!(gpu)).unwrap();
+    assert_eq!(software["takes_any"], json!(false));
+    assert_eq!(software["speeds"][0]["jobs"], json!(1), "its finished job is measured: {list:#}");
     engine.shutdown();
 }
