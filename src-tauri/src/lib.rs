@@ -51,14 +51,49 @@ pub fn run() {
         Ok(engine) => engine,
         Err(error) => {
             eprintln!("Kiln could not start: {} ({:?})", error.message, error.code);
-            std::process::exit(1);
+            kiln_engine::process::exit_now(1);
         }
     };
     engine.start_workers(kiln_engine::processing::store::Scope::All);
-    builder(tauri::Builder::default(), engine.clone())
-        .run(tauri::generate_context!())
+    let app = builder(tauri::Builder::default(), engine.clone())
+        .build(tauri::generate_context!())
         .expect("the Tauri runtime failed");
-    engine.shutdown();
+    // SIGINT and SIGTERM close the app as closing its window does.
+    let handle = app.handle().clone();
+    tauri::async_runtime::spawn(async move {
+        stop_signal().await;
+        handle.exit(0);
+    });
+    app.run(move |_, event| {
+        // The window closed or a stop signal came: running jobs go back to the queue and the
+        // process ends without exit handlers (`Engine::exit`), before Tauri's own exit.
+        if let tauri::RunEvent::Exit = event {
+            engine.exit(0);
+        }
+    });
+}
+
+/// Ctrl+C (SIGINT), or SIGTERM from a session manager.
+async fn stop_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::terminate()) {
+            Ok(mut terminate) => {
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => {}
+                    _ = terminate.recv() => {}
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
 }
 
 #[cfg(test)]

@@ -28,7 +28,9 @@ enum Command {
     Upscale(upscale::UpscaleArgs),
 }
 
-fn main() -> anyhow::Result<()> {
+fn main() {
+    // Before any thread: wgpu's Wayland probe needs a runtime folder, or it prints errors.
+    kiln_engine::process::ensure_runtime_dir();
     // Like other command-line tools, end quietly when the reader of our output goes away
     // (`kiln models list | head`) instead of panicking on a broken pipe.
     #[cfg(unix)]
@@ -44,34 +46,23 @@ fn main() -> anyhow::Result<()> {
         .with_writer(std::io::stderr)
         .init();
     let cli = Cli::parse();
-    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
-    match cli.command {
-        Command::Devices(args) => runtime.block_on(devices::run(args)),
-        Command::Models(args) => models::run(args),
-        Command::Serve(args) => runtime.block_on(serve::run(args)),
-        Command::Upscale(args) => {
-            let code = runtime.block_on(upscale::run(args))?;
-            exit_now(code)
+    let outcome =
+        tokio::runtime::Builder::new_multi_thread().enable_all().build().map_err(anyhow::Error::from).and_then(
+            |runtime| match cli.command {
+                Command::Devices(args) => runtime.block_on(devices::run(args)).map(|()| 0),
+                Command::Models(args) => models::run(args).map(|()| 0),
+                Command::Serve(args) => runtime.block_on(serve::run(args)).map(|()| 0),
+                Command::Upscale(args) => runtime.block_on(upscale::run(args)),
+            },
+        );
+    // Every command ends the same way, without the C library's exit handlers: the GPU driver's
+    // threads may still run (see `kiln_engine::Engine::exit`).
+    let code = match outcome {
+        Ok(code) => code,
+        Err(error) => {
+            eprintln!("Error: {error:?}");
+            1
         }
-    }
-}
-
-/// Ends the process with `code` once its output is flushed, without the C library's exit
-/// handlers. The jobs are final and stored by now, but the GPU driver's threads (cubecl's, the
-/// engine's workers) still run, and `exit` would tear down the driver's static state beside
-/// them: on the software GPU that corrupted the heap at exit, seen twice in the test run under
-/// load ("corrupted size vs. prev_size in fastbins", "malloc_consolidate(): unaligned fastbin
-/// chunk"), after every job had finished.
-fn exit_now(code: i32) -> ! {
-    use std::io::Write;
-    let _ = std::io::stdout().flush();
-    let _ = std::io::stderr().flush();
-    #[cfg(unix)]
-    // SAFETY: `_exit` ends the process at once; the output is flushed and the jobs' state is
-    // committed to the database, so nothing that must outlive the process is left in memory.
-    unsafe {
-        libc::_exit(code)
-    }
-    #[cfg(not(unix))]
-    std::process::exit(code)
+    };
+    kiln_engine::process::exit_now(code)
 }

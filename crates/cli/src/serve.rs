@@ -1,4 +1,5 @@
-//! `kiln serve`: the engine behind the HTTP door, until Ctrl+C.
+//! `kiln serve`: the engine behind the HTTP door, until Ctrl+C or SIGTERM; then running jobs go
+//! back to the queue and the process ends cleanly (`Engine::exit`).
 
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
@@ -48,10 +49,52 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     // The first line is the address to open; scripts and tests read it.
     println!("Kiln is serving on {}", door.url());
     println!("Open that address in a browser on this machine; Ctrl+C stops.");
-    let shutdown = async {
-        let _ = tokio::signal::ctrl_c().await;
+    let (stopping, stopped) = tokio::sync::oneshot::channel::<()>();
+    let shutdown = async move {
+        stop_signal().await;
+        let _ = stopping.send(());
     };
-    door.run(engine.clone(), shutdown).await?;
-    engine.shutdown();
-    Ok(())
+    let serving = door.run(engine.clone(), shutdown);
+    tokio::pin!(serving);
+    // After a stop signal, requests still open get a few seconds (an event stream ends at once).
+    let overdue = async {
+        if stopped.await.is_ok() {
+            tokio::time::sleep(STOP_GRACE).await;
+        } else {
+            std::future::pending::<()>().await;
+        }
+    };
+    tokio::select! {
+        served = &mut serving => served?,
+        () = overdue => tracing::warn!("requests were still open {} s after the stop signal; stopping anyway", STOP_GRACE.as_secs()),
+    }
+    // Running jobs go back to the queue and the process ends without exit handlers.
+    eprintln!("Kiln stopped.");
+    engine.exit(0)
+}
+
+/// How long open requests may take to finish once a stop signal came.
+const STOP_GRACE: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// Ctrl+C (SIGINT), or SIGTERM from a service manager or a test harness.
+async fn stop_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::terminate()) {
+            Ok(mut terminate) => {
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => {}
+                    _ = terminate.recv() => {}
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
 }

@@ -87,10 +87,12 @@ fn a_run_killed_mid_batch_loses_nothing_and_resumes_on_the_next_start() {
         fixture_image(input);
     }
     let out = data.path().join("out");
-    // Small tiles: many heartbeats per image (5×5 tiles), so the kill lands inside a job.
+    // Small tiles on the software GPU: many slow heartbeats per image (5×5 tiles), so the kill
+    // lands inside a job (on the CPU backend, where unpinned jobs go, an image takes a blink).
+    let gpu = software_gpu(data.path());
     let mut cli = KillOnDrop(
         kiln(data.path())
-            .args(["upscale", "--tile", "24", "-o"])
+            .args(["upscale", "--device", &gpu, "--tile", "24", "-o"])
             .arg(&out)
             .args(&inputs)
             .stdout(Stdio::null())
@@ -129,4 +131,93 @@ fn a_run_killed_mid_batch_loses_nothing_and_resumes_on_the_next_start() {
     for name in ["image1_x4.png", "image2_x4.png", "image3_x4.png"] {
         assert_eq!(png_size(&out.join(name)), (128, 128), "{name}");
     }
+}
+
+/// The id of the software GPU in `kiln devices --json`.
+fn software_gpu(data: &Path) -> String {
+    let listing = kiln(data).args(["devices", "--json"]).output().unwrap();
+    assert!(listing.status.success(), "{}", String::from_utf8_lossy(&listing.stderr));
+    let json: serde_json::Value = serde_json::from_slice(&listing.stdout).unwrap();
+    fn find(value: &serde_json::Value) -> Option<String> {
+        match value {
+            serde_json::Value::Object(map) if map.get("kind").and_then(|k| k.as_str()) == Some("software_gpu") => {
+                map.get("id").and_then(|id| id.as_str()).map(str::to_owned)
+            }
+            serde_json::Value::Object(map) => map.values().find_map(find),
+            serde_json::Value::Array(items) => items.iter().find_map(find),
+            _ => None,
+        }
+    }
+    find(&json).expect("lavapipe is installed (scripts/setup-system.sh)")
+}
+
+/// `kiln serve` stopped with SIGTERM (what a service manager or a test harness sends) while a
+/// job runs on the software GPU: it exits 0, prints nothing of errors, aborts or a corrupted
+/// heap (the GPU driver's threads once raced the C library's exit handlers), not even the
+/// Wayland probe's `error:` lines without a runtime folder, and the job is back in the queue at
+/// its step, for the next start.
+#[test]
+fn serve_ends_cleanly_on_sigterm_with_a_job_on_the_software_gpu() {
+    use kiln_engine::postprocessing::upscale::UpscaleSettings;
+    use kiln_engine::processing::store::NewJob;
+    use kiln_engine::processing::{JobSpec, Step};
+
+    let data = kiln_testdir::TempDir::new();
+    let input = data.path().join("photo.png");
+    fixture_image(&input);
+    let gpu = software_gpu(data.path());
+    let store = Store::open(&data.path().join("queue.db")).unwrap();
+    // Small tiles: many tiles (5×5) so the signal lands inside the job. A job put in the store
+    // directly names its model (the queue's submit resolves the bundled one).
+    let model = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../../assets/models/realesr-animevideov3-x4/realesr-animevideov3-x4.param")
+        .canonicalize()
+        .unwrap();
+    let settings =
+        UpscaleSettings { tile: Some(24), model: Some(model.display().to_string()), ..UpscaleSettings::default() };
+    let spec = JobSpec {
+        input: input.display().to_string(),
+        steps: vec![Step::Upscale(settings)],
+        output_dir: data.path().join("out").display().to_string(),
+    };
+    let new = NewJob {
+        name: "photo.png".into(),
+        spec,
+        priority: 0,
+        device_request: Some(kiln_engine::devices::DeviceId(gpu)),
+        session_id: None,
+    };
+    let (_, submitted) = store.submit(&[new], None).unwrap();
+    let id = submitted[0].id;
+
+    let serve = kiln(data.path())
+        .env_remove("XDG_RUNTIME_DIR")
+        .args(["serve", "--port", "0"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut serve = KillOnDrop(serve);
+    wait("the job under way on the software GPU", Duration::from_secs(900), || {
+        store.get(id).unwrap().is_some_and(|j| (j.state == JobState::Running && j.progress > 0.0) || j.state.is_final())
+    });
+    let job = store.get(id).unwrap().unwrap();
+    assert_eq!(job.state, JobState::Running, "{job:?}");
+    // SAFETY: signalling our own child process.
+    assert_eq!(unsafe { libc::kill(serve.0.id() as i32, libc::SIGTERM) }, 0);
+    let mut status = None;
+    wait("kiln serve to end after SIGTERM", Duration::from_secs(120), || {
+        status = serve.0.try_wait().unwrap();
+        status.is_some()
+    });
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(serve.0.stderr.as_mut().unwrap(), &mut stderr).unwrap();
+    assert_eq!(status.unwrap().code(), Some(0), "{stderr}");
+    for bad in ["error", "ERROR", "panicked", "Aborted", "corrupted", "free()", "malloc"] {
+        assert!(!stderr.contains(bad), "stderr says {bad:?}:\n{stderr}");
+    }
+    let job = store.get(id).unwrap().unwrap();
+    assert_eq!(job.state, JobState::Queued, "back in the queue for the next start");
+    let log = store.log_of(id).unwrap();
+    assert!(log.iter().any(|l| l.message.starts_with("interrupted: Kiln stopped")), "{log:?}");
 }

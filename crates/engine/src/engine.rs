@@ -124,6 +124,32 @@ impl Engine {
         self.state.stop.store(true, Ordering::Relaxed);
     }
 
+    /// Ends the process with `code`, Kiln's state safe first: sampling and the workers stop, the
+    /// jobs this process runs go back to the queue at the step each was on (the next start
+    /// resumes them at once), the queue's connection stays held so nothing is written after, and
+    /// the output is flushed. Then the process ends without the C library's exit handlers: the
+    /// GPU driver's threads still run, and tearing its static state down beside them corrupted
+    /// the heap at exit on the software GPU ("corrupted size vs. prev_size in fastbins", seen
+    /// from `kiln serve` after SIGINT and from `kiln upscale`). Settings are written when they
+    /// change, so nothing else is held in memory.
+    pub fn exit(&self, code: i32) -> ! {
+        self.shutdown();
+        let processing = &self.state.processing;
+        let _held = match processing.store.stop_owner(&processing.owner) {
+            Ok((back, held)) => {
+                if !back.is_empty() {
+                    tracing::info!("{} running jobs queued again for the next start", back.len());
+                }
+                Some(held)
+            }
+            Err(error) => {
+                tracing::warn!("could not queue the running jobs again (the next start will): {error}");
+                None
+            }
+        };
+        crate::process::exit_now(code)
+    }
+
     /// Every event from now on: telemetry ticks, device and settings changes, benchmarks.
     pub fn subscribe(&self) -> broadcast::Receiver<KilnEvent> {
         self.state.events.subscribe()

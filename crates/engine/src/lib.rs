@@ -17,6 +17,7 @@ pub mod library;
 pub mod memory;
 pub mod nets;
 pub mod postprocessing;
+pub mod process;
 pub mod processing;
 pub mod settings;
 

@@ -658,6 +658,25 @@ impl Store {
         )?;
         Ok(back)
     }
+
+    /// Puts `owner`'s running jobs back in the queue at the step each was on, as that process
+    /// stops, and keeps the connection: no write lands after this while the guard lives (the
+    /// process ends holding it).
+    pub fn stop_owner(&self, owner: &str) -> Result<(Vec<i64>, std::sync::MutexGuard<'_, Connection>), StoreError> {
+        let running: Vec<i64> = {
+            let conn = self.conn();
+            let mut statement = conn.prepare_cached("SELECT id FROM jobs WHERE state = 'running' AND owner = ?1")?;
+            let rows = statement.query_map([owner], |r| r.get(0))?;
+            rows.collect::<Result<_, _>>()?
+        };
+        let back = self.change(
+            &running,
+            "UPDATE jobs SET state = CASE control WHEN 'cancel' THEN 'cancelled' WHEN 'pause' THEN 'paused' ELSE 'queued' END,
+                owner = NULL, control = NULL WHERE id = ?1 AND state = 'running'",
+            "interrupted: Kiln stopped; queued again at the step it was on",
+        )?;
+        Ok((back, self.conn()))
+    }
 }
 
 #[cfg(test)]
