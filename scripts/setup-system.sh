@@ -18,7 +18,7 @@ packages=(
   python3-pip
 )
 if [ "$mode" = "test" ]; then
-  packages+=(chromium xvfb xauth imagemagick x11-utils gcc-mingw-w64-x86-64)
+  packages+=(chromium xvfb xauth imagemagick x11-utils gcc-mingw-w64-x86-64 gdb)
 fi
 
 if ! command -v dpkg-query >/dev/null 2>&1; then

@@ -60,8 +60,17 @@ if [ -z "${XDG_RUNTIME_DIR:-}" ] || [ ! -d "$XDG_RUNTIME_DIR" ]; then
   export XDG_RUNTIME_DIR
 fi
 
-step "Rust tests (engine on lavapipe and the CPU backend, HTTP door, CLI, Tauri shell)"
-cargo test --workspace --all-targets
+# cargo-nextest (.config/nextest.toml): every test in a process of its own, as many at once as
+# the machine has cores, each under a time limit that prints a stuck test's threads and fails it
+# by name (scripts/test-time-limit.sh) instead of holding CI until its 90 minutes are gone.
+need cargo-nextest "cargo-nextest (cargo install cargo-nextest --locked)"
+step "Rust tests (engine on lavapipe and the CPU backend, HTTP door, CLI, Tauri shell; nextest)"
+cargo nextest run --workspace --lib --bins --tests
+
+# The benches (harness = false) ran under `cargo test --all-targets` as smoke tests; nextest
+# cannot list them, so they run here the same way, each under the same time limit.
+step "benches in test mode (each under the time limit)"
+scripts/test-benches.sh
 
 step "desktop shell in a real window under Xvfb"
 tests/desktop-smoke.sh "$CARGO_TARGET_DIR/debug/kiln-desktop" test-results/desktop.png
