@@ -361,7 +361,7 @@ component: string, name: string, version: string, };
 /**
  * Why an operation failed, in a form that never changes meaning.
  */
-export type ErrorCode = "invalid_input" | "unknown_operation" | "not_found" | "unsupported" | "permission_denied" | "driver_error" | "compute_failed" | "out_of_memory" | "busy" | "cancelled" | "io" | "invalid_model" | "internal" | "unauthorized" | "forbidden_host" | "forbidden_origin" | "method_not_allowed";
+export type ErrorCode = "invalid_input" | "unknown_operation" | "not_found" | "unsupported" | "permission_denied" | "driver_error" | "compute_failed" | "out_of_memory" | "device_stalled" | "busy" | "cancelled" | "io" | "invalid_model" | "internal" | "unauthorized" | "forbidden_host" | "forbidden_origin" | "method_not_allowed";
 
 /**
  * The key layout of an ESRGAN-family checkpoint.
@@ -377,6 +377,11 @@ export type FolderKind = "default" | "bundled" | "user";
  * A folder to add to or remove from the library.
  */
 export type FolderRef = { path: string, };
+
+/**
+ * How a folder's last scan went.
+ */
+export type FolderScan = { "state": "complete" } | { "state": "cut_short", message: string, } | { "state": "refused", message: string, };
 
 export type GalleryQuery = { limit?: number, };
 
@@ -410,7 +415,7 @@ export type HealthLevel = "ok" | "warning" | "critical";
 export type HealthReason = { level: HealthLevel, 
 /**
  * Stable key: `temperature`, `hotspot_temperature`, `memory_pressure`, `throttling`,
- * `ecc_errors`.
+ * `ecc_errors`, `device_stalled` (the device's watchdog saw Kiln's work there stop).
  */
 code: string, message: string, };
 
@@ -634,7 +639,11 @@ export type MemoryStatus = { devices: Array<DeviceMemory>, ram: RamCacheStatus, 
  */
 export type MetricSource = "nvml" | "sysfs" | "hwmon" | "fdinfo" | "dxgi" | "pdh" | "sysinfo" | "wgpu" | "cubecl";
 
-export type ModelFolder = { path: string, kind: FolderKind, exists: boolean, models: number, };
+export type ModelFolder = { path: string, kind: FolderKind, exists: boolean, models: number, 
+/**
+ * How its last scan went; the Models page shows the message of one that did not finish.
+ */
+scan: FolderScan, };
 
 /**
  * A model's storage format.
@@ -680,6 +689,19 @@ export type ModelSettings = {
  * Folders the user added, canonical paths.
  */
 folders: Array<string>, };
+
+/**
+ * How fast one device ran one model, from its finished jobs.
+ */
+export type ModelSpeed = { 
+/**
+ * The model file's name.
+ */
+model: string, 
+/**
+ * Output megapixels a second over the jobs counted.
+ */
+megapixels_per_second: number, jobs: number, };
 
 export type NewSession = { name: string, 
 /**
@@ -1006,7 +1028,15 @@ export type WorkerStatus = { device_id: DeviceId, device_name: string,
 /**
  * Whether it takes jobs no one pinned to a device.
  */
-takes_any: boolean, job_id?: number, };
+takes_any: boolean, 
+/**
+ * Why it does or does not (its kind, or what was measured).
+ */
+routing: string, 
+/**
+ * How fast its last finished jobs ran, per model.
+ */
+speeds: Array<ModelSpeed>, job_id?: number, };
 
 /** Every operation: its kind, input and output. */
 export type Operations = {
