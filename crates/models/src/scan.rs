@@ -10,6 +10,14 @@ use super::{ModelError, ModelInfo, inspect};
 /// Deepest folder nesting searched (model folders are shallow; this stops symlink loops).
 const MAX_DEPTH: usize = 8;
 
+/// Folders no walk enters: hidden ones (`.git`, `.cache`, `.venv`), and the package and byte-code
+/// folders of JavaScript and Python projects (`node_modules`, `__pycache__`), which hold
+/// thousands of files and never a model; a user who adds a projects folder pays nothing for them.
+pub fn skipped(name: &std::ffi::OsStr) -> bool {
+    let name = name.to_string_lossy();
+    name.starts_with('.') || name == "node_modules" || name == "__pycache__"
+}
+
 /// Model paths under `root`, sorted: files by extension, diffusers folders as one entry.
 pub fn find(root: &Path) -> Vec<PathBuf> {
     let mut found = Vec::new();
@@ -29,8 +37,7 @@ fn walk(dir: &Path, depth: usize, found: &mut Vec<PathBuf>) {
     let Ok(entries) = std::fs::read_dir(dir) else { return };
     for entry in entries.flatten() {
         let path = entry.path();
-        let hidden = entry.file_name().to_string_lossy().starts_with('.');
-        if hidden {
+        if skipped(&entry.file_name()) {
             continue;
         }
         match entry.file_type() {
@@ -51,10 +58,12 @@ mod tests {
     use super::*;
 
     #[test]
-    fn finds_models_and_diffusers_folders_and_skips_the_rest() {
+    fn finds_models_and_diffusers_folders_and_skips_hidden_and_package_folders() {
         let dir = kiln_testdir::TempDir::new();
         let root = dir.path();
         std::fs::create_dir_all(root.join("upscalers/.cache")).unwrap();
+        std::fs::create_dir_all(root.join("app/node_modules/pkg")).unwrap();
+        std::fs::write(root.join("app/node_modules/pkg/d.onnx"), "x").unwrap();
         std::fs::create_dir_all(root.join("sdxl/unet")).unwrap();
         std::fs::write(root.join("sdxl/model_index.json"), "{}").unwrap();
         std::fs::write(root.join("sdxl/unet/diffusion_pytorch_model.safetensors"), "x").unwrap();

@@ -1,5 +1,6 @@
 // Models: the library as a searchable table (architecture, scale, size, hash, where it is loaded,
-// last use), load and unload on a device, a details drawer, and the model folders.
+// last use), load and unload on a device, a details drawer, and the model folders (with why a
+// folder's scan stopped short or was refused).
 
 import { useCallback, useEffect, useState } from "preact/hooks";
 import type { Library, LibraryModel } from "../generated/kiln";
@@ -199,6 +200,7 @@ export function ModelsPage() {
         {library?.folders.map((f) => (
           <li>
             <span class="mono">{f.path}</span> <span class="muted small">{f.kind} · {f.exists ? `${f.models} models` : "missing"}</span>
+            {f.scan.state !== "complete" && <span class={`small ${f.scan.state === "refused" ? "reason-critical" : "reason-warning"}`}>{f.scan.message}</span>}
             {f.kind === "user" && (
               <button class="button button-quiet small" onClick={() => act(f.path, () => call("models.remove_folder", { path: f.path }))}>
                 Remove

@@ -3,15 +3,20 @@
 //! version, hashed in the background, and watched for changes.
 
 pub mod ops;
+pub mod scan;
+pub mod system_folders;
+pub mod walk;
+mod watcher;
 
-use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
 
-use kiln_models::hash::{FileStamp, HashCache};
-use kiln_models::{ModelError, ModelInfo};
+use kiln_models::ModelInfo;
+use kiln_models::hash::FileStamp;
 use serde::{Deserialize, Serialize};
 use ts_rs::TS;
+
+pub use scan::ModelLibrary;
+pub use walk::{Bounds, Recheck, WalkCost};
 
 use crate::devices::DeviceId;
 
@@ -33,6 +38,22 @@ pub struct ModelFolder {
     pub kind: FolderKind,
     pub exists: bool,
     pub models: u32,
+    /// How its last scan went; the Models page shows the message of one that did not finish.
+    pub scan: FolderScan,
+}
+
+/// How a folder's last scan went.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS)]
+#[serde(tag = "state", rename_all = "snake_case")]
+pub enum FolderScan {
+    /// Every file and folder in it was looked at.
+    Complete,
+    /// Stopped at a bound (files and folders read, or time, see `walk::Bounds`): the models found
+    /// before it are listed, and the folder is not watched, only checked every 10 s.
+    CutShort { message: String },
+    /// Not scanned: a drive's root, a pseudo-file system or a system folder (added before Kiln
+    /// refused them, or through `settings.update`, which does not check folders).
+    Refused { message: String },
 }
 
 /// One model of the library, with where it is loaded.
@@ -72,22 +93,6 @@ pub struct Library {
     pub hashing: u32,
 }
 
-/// A scanned file: the stamp it was read at and what was found.
-#[derive(Clone)]
-pub(crate) struct Scanned {
-    pub stamp: Option<FileStamp>,
-    pub folder: PathBuf,
-    pub found: Result<ModelInfo, String>,
-}
-
-/// The library's state: scans reused while files are unchanged.
-pub struct ModelLibrary {
-    pub(crate) scanned: Mutex<HashMap<PathBuf, Scanned>>,
-    pub(crate) hashes: HashCache,
-    /// Fingerprint of the last scan, to notice changes.
-    pub(crate) fingerprint: Mutex<Vec<(PathBuf, Option<FileStamp>)>>,
-}
-
 /// The file whose bytes identify a model: the `.bin` of an ncnn pair, the file itself
 /// otherwise; diffusers folders have no single file to hash.
 pub fn hashed_file(path: &Path) -> Option<PathBuf> {
@@ -100,81 +105,20 @@ pub fn hashed_file(path: &Path) -> Option<PathBuf> {
     Some(path.to_path_buf())
 }
 
-/// The stamp of a model (its data file's, for ncnn).
-fn stamp(path: &Path) -> Option<FileStamp> {
-    let data = hashed_file(path).unwrap_or_else(|| path.join("model_index.json"));
-    let (a, b) = (FileStamp::of(path).ok()?, FileStamp::of(&data).ok()?);
-    Some(FileStamp { size: a.size + b.size, modified_ns: a.modified_ns.max(b.modified_ns) })
-}
-
-impl ModelLibrary {
-    pub fn open(data_dir: &Path) -> Self {
-        Self {
-            scanned: Mutex::new(HashMap::new()),
-            hashes: HashCache::open(data_dir.join("hashes.json")),
-            fingerprint: Mutex::new(Vec::new()),
-        }
-    }
-
-    /// Finds every model under `folders`, reading only new or changed files. Returns whether
-    /// anything changed since the last scan.
-    pub fn scan(&self, folders: &[PathBuf]) -> bool {
-        let mut files = Vec::new();
-        for folder in folders {
-            for path in kiln_models::scan::find(folder) {
-                // By canonical path, so a linked model is the same model however it is named.
-                let path = path.canonicalize().unwrap_or(path);
-                files.push((path.clone(), folder.clone(), stamp(&path)));
-            }
-        }
-        let fingerprint: Vec<(PathBuf, Option<FileStamp>)> = files.iter().map(|(p, _, s)| (p.clone(), *s)).collect();
-        {
-            let mut last = self.fingerprint.lock().unwrap_or_else(|e| e.into_inner());
-            if *last == fingerprint && !last.is_empty() {
-                return false;
-            }
-            *last = fingerprint;
-        }
-        let previous = self.scanned.lock().unwrap_or_else(|e| e.into_inner()).clone();
-        let mut next = HashMap::new();
-        for (path, folder, stamp) in files {
-            let scanned = match previous.get(&path) {
-                Some(s) if s.stamp == stamp && s.stamp.is_some() => s.clone(),
-                _ => Scanned {
-                    stamp,
-                    folder,
-                    found: kiln_models::inspect(&path).map_err(|e: ModelError| e.kind.to_string()),
-                },
-            };
-            next.insert(path, scanned);
-        }
-        *self.scanned.lock().unwrap_or_else(|e| e.into_inner()) = next;
-        true
-    }
-
-    /// Whether `path` is a model of the library (the check every path from the UI passes).
-    pub fn contains(&self, path: &Path) -> bool {
-        self.scanned.lock().unwrap_or_else(|e| e.into_inner()).contains_key(path)
-    }
-
-    /// Hashes the files that have no hash yet, one at a time; returns how many it hashed.
-    pub fn hash_pending(&self, stop: &dyn Fn() -> bool) -> usize {
-        let paths: Vec<PathBuf> = self.scanned.lock().unwrap_or_else(|e| e.into_inner()).keys().cloned().collect();
-        let mut done = 0;
-        for path in paths {
-            if stop() {
-                break;
-            }
-            let Some(file) = hashed_file(&path) else { continue };
-            if self.hashes.get(&file).is_none() && self.hashes.hash(&file).is_ok() {
-                done += 1;
-            }
-        }
-        done
-    }
-
-    pub fn pending_hashes(&self) -> u32 {
-        let scanned = self.scanned.lock().unwrap_or_else(|e| e.into_inner());
-        scanned.keys().filter_map(|p| hashed_file(p)).filter(|f| self.hashes.get(f).is_none()).count() as u32
-    }
+/// The stamp of a model: its own and its data file's (an ncnn `.bin`, a diffusers folder's
+/// `model_index.json`) together. One `stat` for a file that is its own data (the periodic check
+/// reads every model's stamp, so this is its cost per model).
+pub(crate) fn stamp(path: &Path) -> Option<FileStamp> {
+    let meta = std::fs::metadata(path).ok()?;
+    let modified_ns = meta.modified().ok()?.duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos());
+    let own = FileStamp { size: meta.len(), modified_ns };
+    let data = if meta.is_dir() {
+        path.join("model_index.json")
+    } else if path.extension().is_some_and(|e| e.eq_ignore_ascii_case("param")) {
+        path.with_extension("bin")
+    } else {
+        return Some(own);
+    };
+    let data = FileStamp::of(&data).ok()?;
+    Some(FileStamp { size: own.size + data.size, modified_ns: own.modified_ns.max(data.modified_ns) })
 }

@@ -1,17 +1,16 @@
-//! The library's operations: list, inspect, add and remove folders, and the watcher that
-//! rescans on change notices (and periodically) and hashes in the background.
+//! The library's operations: list, inspect, add and remove folders (the watcher that rescans on
+//! change notices is in `watcher.rs`).
 
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Weak};
-use std::time::Duration;
 
 use kiln_models::ModelInfo;
 use serde::{Deserialize, Serialize};
 use ts_rs::TS;
 
-use super::{FolderKind, Library, LibraryModel, ModelFolder, hashed_file};
-use crate::engine::{Engine, EngineState};
+use super::walk::Recheck;
+pub(crate) use super::watcher::spawn_watcher;
+use super::{FolderKind, Library, LibraryModel, ModelFolder, hashed_file, system_folders};
+use crate::engine::Engine;
 use crate::error::{ApiError, ErrorCode};
 use crate::events::KilnEvent;
 
@@ -59,10 +58,9 @@ impl Engine {
         folders
     }
 
-    /// Rescans the folders; true when something changed.
-    pub(crate) fn rescan_models(&self) -> bool {
-        let folders: Vec<PathBuf> = self.model_folders().into_iter().map(|(p, _)| p).collect();
-        self.state.library.scan(&folders)
+    /// Brings the library up to date, listing what `recheck` says; true when something changed.
+    pub(crate) fn rescan_models(&self, recheck: &Recheck) -> bool {
+        self.state.library.scan(&self.model_folders(), recheck)
     }
 
     /// A path from outside, checked: canonical, and a model of the library.
@@ -73,7 +71,7 @@ impl Engine {
         };
         let canonical = Path::new(path).canonicalize().map_err(|_| not_found())?;
         if !self.state.library.contains(&canonical) {
-            self.rescan_models();
+            self.rescan_models(&Recheck::Mtimes);
         }
         if self.state.library.contains(&canonical) { Ok(canonical) } else { Err(not_found()) }
     }
@@ -83,7 +81,9 @@ impl Engine {
     }
 
     pub(crate) fn library(&self) -> Library {
-        self.rescan_models();
+        // The directories' times only (a few hundred `stat`s): the watcher keeps the rest current,
+        // and an engine without one (tests, benches, the CLI) still sees what changed.
+        self.rescan_models(&Recheck::Mtimes);
         let folders = self.model_folders();
         let scanned = self.state.library.scanned.lock().unwrap_or_else(|e| e.into_inner()).clone();
         let residency = &self.state.residency;
@@ -118,6 +118,7 @@ impl Engine {
             .map(|(path, kind)| ModelFolder {
                 models: models.iter().filter(|m| Path::new(&m.folder) == path).count() as u32,
                 exists: path.is_dir(),
+                scan: self.state.library.folder_scan(&path),
                 path: path.display().to_string(),
                 kind,
             })
@@ -133,11 +134,11 @@ impl Engine {
         .await?
     }
 
+    /// Adds a folder of the user's, refusing a drive's root, a pseudo-file system and the
+    /// system's own folders (see `system_folders`).
     pub async fn models_add_folder(&self, input: FolderRef) -> Result<Library, ApiError> {
-        let folder = Path::new(&input.path).canonicalize().ok().filter(|p| p.is_dir()).ok_or_else(|| {
-            ApiError::new(ErrorCode::NotFound, format!("{} is not a folder", input.path))
-                .with_details(serde_json::json!({ "path": input.path }))
-        })?;
+        let path = PathBuf::from(&input.path);
+        let folder = self.blocking(move |_| system_folders::check(&path)).await??;
         let mut settings = self.settings();
         let text = folder.display().to_string();
         if !settings.models.folders.contains(&text) {
@@ -167,80 +168,4 @@ impl Engine {
 /// Whether Kiln can run this architecture today.
 pub fn runnable(info: &ModelInfo) -> bool {
     matches!(info.architecture, kiln_models::Architecture::Esrgan { .. } | kiln_models::Architecture::Compact { .. })
-}
-
-/// How long the watcher waits for a change notice before rescanning anyway (folders on network
-/// filesystems, and platforms without change notices, are caught by this).
-const RESCAN_EVERY: Duration = Duration::from_secs(10);
-/// Notices arriving this close together are one change (a copy writes many times).
-const SETTLE: Duration = Duration::from_millis(300);
-
-/// Watches the model folders (inotify, FSEvents, ReadDirectoryChangesW through `notify`):
-/// rescans when they change, and every ten seconds regardless; hashes new files; tells
-/// subscribers when anything changed.
-pub(crate) fn spawn_watcher(state: Weak<EngineState>, stop: Arc<AtomicBool>) {
-    std::thread::Builder::new()
-        .name("kiln-models".into())
-        .spawn(move || {
-            let (tx, rx) = std::sync::mpsc::channel();
-            let mut watcher = notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
-                if event.is_ok_and(|e| !e.kind.is_access()) {
-                    let _ = tx.send(());
-                }
-            })
-            .inspect_err(|e| tracing::warn!("model folders are not watched for changes ({e}); rescanning every 10 s"))
-            .ok();
-            let mut watched: Vec<PathBuf> = Vec::new();
-            while !stop.load(Ordering::Relaxed) {
-                let Some(state) = state.upgrade() else { return };
-                let engine = Engine { state };
-                if let Some(watcher) = watcher.as_mut() {
-                    watch_folders(watcher, &mut watched, &engine);
-                }
-                if engine.rescan_models() {
-                    engine.emit(KilnEvent::ModelsChanged);
-                }
-                let stopping = || stop.load(Ordering::Relaxed);
-                if engine.state.library.hash_pending(&stopping) > 0 {
-                    engine.emit(KilnEvent::ModelsChanged);
-                }
-                drop(engine);
-                // Wake on a change notice (then let a burst settle), or after the period; check
-                // the stop flag every second.
-                let mut waited = Duration::ZERO;
-                while waited < RESCAN_EVERY && !stop.load(Ordering::Relaxed) {
-                    match rx.recv_timeout(Duration::from_secs(1)) {
-                        Ok(()) => {
-                            std::thread::sleep(SETTLE);
-                            while rx.try_recv().is_ok() {}
-                            break;
-                        }
-                        Err(std::sync::mpsc::RecvTimeoutError::Timeout) => waited += Duration::from_secs(1),
-                        Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => {
-                            std::thread::sleep(Duration::from_secs(1));
-                            waited += Duration::from_secs(1);
-                        }
-                    }
-                }
-            }
-        })
-        .expect("a thread can be spawned");
-}
-
-/// Keeps the watcher on exactly the library's folders (the user may add or remove some).
-fn watch_folders(watcher: &mut notify::RecommendedWatcher, watched: &mut Vec<PathBuf>, engine: &Engine) {
-    use notify::Watcher;
-    let folders: Vec<PathBuf> = engine.model_folders().into_iter().map(|(p, _)| p).collect();
-    for gone in watched.iter().filter(|w| !folders.contains(w)) {
-        let _ = watcher.unwatch(gone);
-    }
-    watched.retain(|w| folders.contains(w));
-    for folder in folders {
-        if !watched.contains(&folder) && folder.is_dir() {
-            match watcher.watch(&folder, notify::RecursiveMode::Recursive) {
-                Ok(()) => watched.push(folder),
-                Err(e) => tracing::warn!("cannot watch {}: {e}; it is rescanned every 10 s", folder.display()),
-            }
-        }
-    }
 }
