@@ -54,7 +54,7 @@ fn start() -> anyhow::Result<Engine> {
 }
 
 /// A device named by id or by its row number in the table.
-async fn resolve(engine: &Engine, name: &str) -> anyhow::Result<DeviceRef> {
+pub(crate) async fn resolve(engine: &Engine, name: &str) -> anyhow::Result<DeviceRef> {
     let list = engine.devices_list(NoInput {}).await?;
     if let Some(device) = list.devices.iter().find(|d| d.id.as_str() == name) {
         return Ok(DeviceRef { device_id: device.id.clone() });

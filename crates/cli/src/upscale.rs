@@ -8,7 +8,6 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 use clap::{Args, ValueEnum};
-use kiln_engine::devices::DeviceId;
 use kiln_engine::postprocessing::images::OutputFormat;
 use kiln_engine::postprocessing::upscale::{AlphaMode, OutputSize, PrecisionChoice, UpscaleSettings};
 use kiln_engine::processing::ops::{InputItem, SubmitJobs};
@@ -143,6 +142,11 @@ pub async fn run(args: UpscaleArgs) -> anyhow::Result<i32> {
             Precision::F16 => PrecisionChoice::F16,
         },
     };
+    // An id from `kiln devices`, or its row number there.
+    let device = match &args.device {
+        Some(name) => Some(crate::devices::resolve(&engine, name).await?.device_id),
+        None => None,
+    };
     let output = match args.output {
         Some(dir) => dir,
         None => std::env::current_dir()?,
@@ -152,7 +156,7 @@ pub async fn run(args: UpscaleArgs) -> anyhow::Result<i32> {
         recursive: args.recursive,
         steps: vec![Step::Upscale(settings)],
         output_dir: Some(output.display().to_string()),
-        device_id: args.device.map(DeviceId),
+        device_id: device,
         priority: 0,
         session_id: None,
         batch_name: Some(format!(
@@ -171,7 +175,20 @@ pub async fn run(args: UpscaleArgs) -> anyhow::Result<i32> {
     let Some(batch) = submitted.batch_id else {
         bail!("nothing to upscale");
     };
-    let total = submitted.jobs.len();
+    // Run again after being stopped or killed, the same command goes on where it stopped:
+    // finished inputs are not redone, and the killed run's unfinished jobs run here, once.
+    let resumed = engine.queue().resume_batch(batch)?;
+    for output in &resumed.already_done {
+        eprintln!("already upscaled: {output} (delete it to run that input again)");
+    }
+    if !resumed.adopted.is_empty() {
+        eprintln!("resuming {} job{} of an earlier run", resumed.adopted.len(), if resumed.adopted.len() == 1 { "" } else { "s" });
+    }
+    let total = engine.queue().list(&JobFilter { batch_id: Some(batch), ..Default::default() })?.len();
+    if total == 0 {
+        eprintln!("nothing left to do");
+        return Ok(0);
+    }
     eprintln!("{total} image{} queued as batch {batch}", if total == 1 { "" } else { "s" });
     let mut events = engine.subscribe();
     engine.start_workers(Scope::Batches(vec![batch]));

@@ -101,6 +101,15 @@ pub struct NewJob {
     pub session_id: Option<i64>,
 }
 
+/// What [`Store::resume_batch`] found of earlier runs of a batch's work.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Resumed {
+    /// Results already on disk for inputs of the batch (their jobs were dropped).
+    pub already_done: Vec<String>,
+    /// Earlier unfinished jobs that joined the batch in place of its own.
+    pub adopted: Vec<i64>,
+}
+
 /// Which jobs a worker may take.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Scope {
@@ -659,6 +668,69 @@ impl Store {
         Ok(back)
     }
 
+    /// Makes a batch just submitted resume earlier runs of the same work (`kiln upscale` run
+    /// again after it was killed): each of its jobs whose input, steps, output folder and device
+    /// an earlier job shares is dropped in favour of that job. An earlier job that finished, and
+    /// whose result is still on disk, means the input is done; one still waiting, paused or
+    /// running (a killed run's, or another process's) joins this batch and runs once; copies of
+    /// it from other killed runs are dropped. Earlier failed and cancelled jobs stay as history.
+    pub fn resume_batch(&self, batch: i64) -> Result<Resumed, StoreError> {
+        let mut conn = self.conn();
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let fresh: Vec<(i64, String, Option<String>)> = {
+            let mut statement = tx.prepare("SELECT id, spec, device_request FROM jobs WHERE batch_id = ?1 ORDER BY id")?;
+            let rows = statement.query_map([batch], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
+            rows.collect::<Result<_, _>>()?
+        };
+        let mut resumed = Resumed::default();
+        for (id, spec, device) in fresh {
+            let earlier: Vec<(i64, String, String)> = {
+                let mut statement = tx.prepare(
+                    "SELECT id, state, outcomes FROM jobs
+                     WHERE spec = ?1 AND device_request IS ?2 AND id != ?3 AND (batch_id IS NULL OR batch_id != ?4)
+                       AND state IN ('done', 'queued', 'paused', 'running')
+                     ORDER BY id",
+                )?;
+                let rows = statement.query_map(params![spec, device, id, batch], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
+                rows.collect::<Result<_, _>>()?
+            };
+            let done = earlier.iter().find_map(|(_, state, outcomes)| {
+                let outcomes: Vec<StepOutcome> = serde_json::from_str(outcomes).ok()?;
+                let output = outcomes.last()?.output().to_owned();
+                (state == "done" && Path::new(&output).exists()).then_some(output)
+            });
+            let waiting: Vec<i64> =
+                earlier.iter().filter(|(_, state, _)| state != "done").map(|(id, _, _)| *id).collect();
+            let kept = match (&done, waiting.first()) {
+                (Some(output), _) => {
+                    resumed.already_done.push(output.clone());
+                    None
+                }
+                (None, Some(&first)) => Some(first),
+                (None, None) => continue,
+            };
+            // The fresh job goes; so do waiting copies but the one kept (all of them when the
+            // input is done).
+            tx.execute("DELETE FROM jobs WHERE id = ?1", [id])?;
+            for other in waiting.iter().filter(|w| Some(**w) != kept) {
+                tx.execute("DELETE FROM jobs WHERE id = ?1 AND state != 'running'", [other])?;
+            }
+            if let Some(kept) = kept {
+                tx.execute(
+                    "UPDATE jobs SET batch_id = ?2, state = CASE state WHEN 'paused' THEN 'queued' ELSE state END WHERE id = ?1",
+                    params![kept, batch],
+                )?;
+                tx.execute(
+                    "INSERT INTO job_log (job_id, at_ms, level, message) VALUES (?1, ?2, 'info', ?3)",
+                    params![kept, unix_ms() as i64, format!("resumed by batch {batch}: the same work was submitted again")],
+                )?;
+                resumed.adopted.push(kept);
+            }
+        }
+        tx.commit()?;
+        Ok(resumed)
+    }
+
     /// Puts `owner`'s running jobs back in the queue at the step each was on, as that process
     /// stops, and keeps the connection: no write lands after this while the guard lives (the
     /// process ends holding it).
@@ -710,6 +782,60 @@ mod tests {
 
     fn next(store: &Store) -> Option<String> {
         store.claim(&gpu(), true, &Scope::All, "me").unwrap().map(|j| j.name)
+    }
+
+    /// `kiln upscale` run three times over the same inputs, killed twice: the finished input is
+    /// not redone, the killed runs' unfinished jobs run once in the last batch (not once per
+    /// run), and their other copies are gone.
+    #[test]
+    fn a_batch_submitted_again_resumes_the_earlier_runs_work() {
+        let (dir, store) = open();
+        let inputs = [job("a.png", 0), job("b.png", 0), job("c.png", 0)];
+        let (first, jobs) = store.submit(&inputs, Some(("run 1", None))).unwrap();
+        assert_eq!(store.resume_batch(first.unwrap()).unwrap(), Resumed::default());
+        // Run 1 finished a.png (its result on disk) and was killed while b.png ran.
+        let output = dir.path().join("a_x4.png");
+        std::fs::write(&output, b"png").unwrap();
+        let outcome = StepOutcome::Upscale(crate::postprocessing::upscale::UpscaleOutcome {
+            output: output.display().to_string(),
+            input_width: 1,
+            input_height: 1,
+            output_width: 4,
+            output_height: 4,
+            model: "m".into(),
+            model_autov2: None,
+            device_id: gpu(),
+            precision: crate::nets::Precision::F32,
+            tile: 32,
+            tta: false,
+            seconds: 1.0,
+        });
+        assert_eq!(next(&store).as_deref(), Some("a.png"));
+        store.step_done(jobs[0].id, 0, &outcome, 1.0).unwrap();
+        store.finish(jobs[0].id, JobState::Done, None).unwrap();
+        assert_eq!(next(&store).as_deref(), Some("b.png"));
+        // Run 2, killed before anything ran; run 3 goes on.
+        let (second, _) = store.submit(&inputs, Some(("run 2", None))).unwrap();
+        let resumed = store.resume_batch(second.unwrap()).unwrap();
+        assert_eq!(resumed.already_done, vec![output.display().to_string()]);
+        assert_eq!(resumed.adopted, vec![jobs[1].id, jobs[2].id]);
+        let (third, _) = store.submit(&inputs, Some(("run 3", None))).unwrap();
+        let third = third.unwrap();
+        let resumed = store.resume_batch(third).unwrap();
+        assert_eq!(resumed.adopted, vec![jobs[1].id, jobs[2].id], "the same jobs, not copies");
+        let batch: Vec<i64> = store
+            .list(&JobFilter { batch_id: Some(third), ..Default::default() })
+            .unwrap()
+            .iter()
+            .map(|j| j.id)
+            .collect();
+        assert_eq!(batch.len(), 2);
+        let all = store.list(&JobFilter::default()).unwrap();
+        assert_eq!(all.len(), 3, "one job an input: {all:?}");
+        // Without its result on disk, a finished input runs again.
+        std::fs::remove_file(&output).unwrap();
+        let (fourth, _) = store.submit(&inputs[..1], Some(("run 4", None))).unwrap();
+        assert_eq!(store.resume_batch(fourth.unwrap()).unwrap(), Resumed::default());
     }
 
     #[test]
