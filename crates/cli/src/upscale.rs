@@ -182,7 +182,11 @@ pub async fn run(args: UpscaleArgs) -> anyhow::Result<i32> {
         eprintln!("already upscaled: {output} (delete it to run that input again)");
     }
     if !resumed.adopted.is_empty() {
-        eprintln!("resuming {} job{} of an earlier run", resumed.adopted.len(), if resumed.adopted.len() == 1 { "" } else { "s" });
+        eprintln!(
+            "resuming {} job{} of an earlier run",
+            resumed.adopted.len(),
+            if resumed.adopted.len() == 1 { "" } else { "s" }
+        );
     }
     let total = engine.queue().list(&JobFilter { batch_id: Some(batch), ..Default::default() })?.len();
     if total == 0 {

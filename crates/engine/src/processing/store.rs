@@ -678,7 +678,8 @@ impl Store {
         let mut conn = self.conn();
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
         let fresh: Vec<(i64, String, Option<String>)> = {
-            let mut statement = tx.prepare("SELECT id, spec, device_request FROM jobs WHERE batch_id = ?1 ORDER BY id")?;
+            let mut statement =
+                tx.prepare("SELECT id, spec, device_request FROM jobs WHERE batch_id = ?1 ORDER BY id")?;
             let rows = statement.query_map([batch], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
             rows.collect::<Result<_, _>>()?
         };
@@ -691,7 +692,8 @@ impl Store {
                        AND state IN ('done', 'queued', 'paused', 'running')
                      ORDER BY id",
                 )?;
-                let rows = statement.query_map(params![spec, device, id, batch], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
+                let rows =
+                    statement.query_map(params![spec, device, id, batch], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
                 rows.collect::<Result<_, _>>()?
             };
             let done = earlier.iter().find_map(|(_, state, outcomes)| {
@@ -722,7 +724,11 @@ impl Store {
                 )?;
                 tx.execute(
                     "INSERT INTO job_log (job_id, at_ms, level, message) VALUES (?1, ?2, 'info', ?3)",
-                    params![kept, unix_ms() as i64, format!("resumed by batch {batch}: the same work was submitted again")],
+                    params![
+                        kept,
+                        unix_ms() as i64,
+                        format!("resumed by batch {batch}: the same work was submitted again")
+                    ],
                 )?;
                 resumed.adopted.push(kept);
             }
