@@ -297,7 +297,8 @@ impl DeviceOwner {
         lock(&self.shared.stall).clone()
     }
 
-    fn on_this_thread(&self) -> bool {
+    /// Whether this is the owner's own thread (work here runs in place).
+    pub fn on_this_thread(&self) -> bool {
         this_owner().is_some_and(|o| Arc::ptr_eq(&o, &self.shared))
     }
 

@@ -162,7 +162,7 @@ impl Residency {
 
     /// Loads `path` onto `device` in f32 (see [`Residency::load_as`]).
     pub fn load(
-        &self,
+        self: &Arc<Self>,
         device_id: &DeviceId,
         device: &Arc<DeviceOwner>,
         path: &Path,
@@ -176,8 +176,14 @@ impl Residency {
     /// evicting the least recently used models no one holds. A model alone over the budget is
     /// refused. A model resident in another precision is replaced, unless work holds it: then
     /// that work's copy serves.
+    ///
+    /// Runs on the device's owner thread (called from elsewhere, it goes there and waits): the
+    /// one-load-at-a-time lock is only ever held on an owner thread, never by a thread waiting
+    /// for an owner. The H100 soak (docs/reliability.md) found the deadlock that prevents: a
+    /// `models.load` holding the lock while its upload waited behind a job, the job on the
+    /// owner waiting for the lock, until the watchdog called it a stall 180 s later.
     pub fn load_as(
-        &self,
+        self: &Arc<Self>,
         device_id: &DeviceId,
         device: &Arc<DeviceOwner>,
         path: &Path,
@@ -185,6 +191,13 @@ impl Residency {
         ram_budget: u64,
         precision: Precision,
     ) -> Result<(Arc<Upscaler>, LoadResult), ApiError> {
+        if !device.on_this_thread() {
+            let (this, id, owner, file) = (self.clone(), device_id.clone(), device.clone(), path.to_path_buf());
+            let expected = Expected::new(std::time::Duration::from_secs(300));
+            return device.run(format!("loading {}", name_of(path)), Priority::Long, expected, move |_| {
+                this.load_as(&id, &owner, &file, budget, ram_budget, precision)
+            })?;
+        }
         let _one_at_a_time = self.loading.lock().unwrap_or_else(|e| e.into_inner());
         let started = Instant::now();
         let result = |bytes, source, evicted| LoadResult {
@@ -486,7 +499,7 @@ mod tests {
 
     #[test]
     fn loading_twice_costs_once_and_the_ram_cache_counts_hits() {
-        let residency = Residency::default();
+        let residency = Arc::new(Residency::default());
         let (id, device) = cpu();
         let path = fixture("compact_x4.pth");
         let (first, result) = residency.load(&id, &device, &path, BIG, BIG).unwrap();
@@ -508,7 +521,7 @@ mod tests {
 
     #[test]
     fn budgets_evict_the_least_recently_used_model_no_one_holds() {
-        let residency = Residency::default();
+        let residency = Arc::new(Residency::default());
         let (id, device) = cpu();
         let (a, b) = (fixture("compact_x4.pth"), fixture("compact_x2.legacy.pth"));
         let (_, first) = residency.load(&id, &device, &a, BIG, BIG).unwrap();
@@ -530,7 +543,7 @@ mod tests {
 
     #[test]
     fn a_lower_budget_evicts_the_oldest_models_no_one_holds() {
-        let residency = Residency::default();
+        let residency = Arc::new(Residency::default());
         let (id, device) = cpu();
         let (a, b) = (fixture("compact_x4.pth"), fixture("compact_x2.legacy.pth"));
         let (_, first) = residency.load(&id, &device, &a, BIG, BIG).unwrap();
@@ -546,7 +559,7 @@ mod tests {
 
     #[test]
     fn the_ram_cache_keeps_to_its_budget_and_pins() {
-        let residency = Residency::default();
+        let residency = Arc::new(Residency::default());
         let (a, b) = (fixture("compact_x4.pth"), fixture("compact_x2.legacy.pth"));
         let (weights, _) = residency.host_weights(&a, BIG).unwrap();
         let budget = weights.bytes() + 1;
