@@ -55,6 +55,8 @@ CREATE TABLE IF NOT EXISTS jobs (
 );
 CREATE INDEX IF NOT EXISTS jobs_by_state ON jobs(state, priority DESC, position);
 CREATE INDEX IF NOT EXISTS jobs_by_batch ON jobs(batch_id);
+-- A batch submitted again finds earlier jobs of the same work by their spec (resume_batch).
+CREATE INDEX IF NOT EXISTS jobs_by_spec ON jobs(spec);
 CREATE TABLE IF NOT EXISTS job_log (
     id INTEGER PRIMARY KEY,
     job_id INTEGER NOT NULL REFERENCES jobs(id) ON DELETE CASCADE,
@@ -686,7 +688,7 @@ impl Store {
         let mut resumed = Resumed::default();
         for (id, spec, device) in fresh {
             let earlier: Vec<(i64, String, String)> = {
-                let mut statement = tx.prepare(
+                let mut statement = tx.prepare_cached(
                     "SELECT id, state, outcomes FROM jobs
                      WHERE spec = ?1 AND device_request IS ?2 AND id != ?3 AND (batch_id IS NULL OR batch_id != ?4)
                        AND state IN ('done', 'queued', 'paused', 'running')
