@@ -66,8 +66,12 @@ test("the memory map answers while a job keeps the device busy", async ({ page }
   test.setTimeout(300_000);
   await page.goto(url());
   await openPage(page, "Control+5", "Upscale");
-  // A 384×384 image in 192-pixel tiles: seconds of work a tile on the software GPU.
+  // A 384×384 image in 192-pixel tiles, pinned to the software GPU (jobs no one pins go to the
+  // CPU backend here): seconds of work a tile.
   await page.getByLabel("Tile", { exact: true }).fill("192");
+  const device = page.getByLabel("Device", { exact: true });
+  const lavapipe = await device.locator("option", { hasText: "llvmpipe" }).first().getAttribute("value");
+  await device.selectOption(lavapipe!);
   const zone = page.getByRole("region", { name: "Drop zone" });
   await dropDrawnImage(page, zone, "kiln-busy.png", 384, 384);
   const row = page.locator("tr.upscale-row", { hasText: "kiln-busy.png" });

@@ -241,13 +241,18 @@ impl Shared {
 /// What a long work tells its caller while it runs; see [`DeviceOwner::run_reporting`].
 pub struct Reporter<E> {
     send: mpsc::Sender<Message<E>>,
+    /// The caller's answer to each event, so a cancel stops the work at this step, not the next.
+    verdicts: mpsc::Receiver<bool>,
     cancelled: Arc<AtomicBool>,
 }
 
 impl<E> Reporter<E> {
-    /// Sends `event` to the caller; `false` once the caller asked the work to stop (or went).
+    /// Hands `event` to the caller and waits for its answer; `false` once the caller asked the
+    /// work to stop (or went away).
     pub fn report(&self, event: E) -> bool {
-        self.send.send(Message::Event(event)).is_ok() && !self.cancelled.load(Ordering::Relaxed)
+        self.send.send(Message::Event(event)).is_ok()
+            && self.verdicts.recv().unwrap_or(false)
+            && !self.cancelled.load(Ordering::Relaxed)
     }
 }
 
@@ -398,10 +403,11 @@ impl DeviceOwner {
             return Err(ComputeError::Stalled(stall.describe()));
         }
         let (send, receive) = mpsc::channel::<Message<E>>();
+        let (verdict, verdicts) = mpsc::channel::<bool>();
         let cancelled = Arc::new(AtomicBool::new(false));
         let abandoned = Arc::new(AtomicBool::new(false));
         let answer: Arc<Mutex<Option<Result<T, ComputeError>>>> = Arc::default();
-        let reporter = Reporter { send: send.clone(), cancelled: cancelled.clone() };
+        let reporter = Reporter { send: send.clone(), verdicts, cancelled: cancelled.clone() };
         let slot = answer.clone();
         let task = Task {
             what,
@@ -417,9 +423,11 @@ impl DeviceOwner {
         loop {
             match receive.recv_timeout(Duration::from_millis(250)) {
                 Ok(Message::Event(event)) => {
-                    if !on_event(event) {
+                    let go_on = on_event(event);
+                    if !go_on {
                         cancelled.store(true, Ordering::Relaxed);
                     }
+                    let _ = verdict.send(go_on);
                 }
                 Ok(Message::Done) => {
                     return lock(&answer).take().unwrap_or_else(|| Err(ComputeError::Failed("no answer".into())));
@@ -636,7 +644,7 @@ mod tests {
                 },
             )
             .unwrap();
-        assert!(steps < 100, "the work stopped after the caller said no ({steps} steps)");
+        assert_eq!(steps, 4, "the work stops at the step the caller said no to");
         assert_eq!(&seen[..4], &[0, 1, 2, 3]);
     }
 }
