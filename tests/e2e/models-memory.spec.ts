@@ -63,7 +63,7 @@ test("a loaded model appears in the VRAM map and disappears after unload", async
 });
 
 test("the memory map answers while a job keeps the device busy", async ({ page }) => {
-  test.setTimeout(300_000);
+  test.setTimeout(900_000);
   await page.goto(url());
   await openPage(page, "Control+5", "Upscale");
   // A 384×384 image in 192-pixel tiles, pinned to the software GPU (jobs no one pins go to the
@@ -88,5 +88,7 @@ test("the memory map answers while a job keeps the device busy", async ({ page }
   // Cancelled, so the next tests' jobs do not wait behind it.
   await openPage(page, "Control+5", "Upscale");
   await row.getByRole("button", { name: "Cancel" }).click();
-  await expect(row).toHaveAttribute("data-state", "cancelled", { timeout: 120_000 });
+  // It stops at its next tile: on a loaded 2-core machine a 192-pixel tile on lavapipe can
+  // take minutes (the engine's own test checks a cancel lands mid-job).
+  await expect(row).toHaveAttribute("data-state", "cancelled", { timeout: 600_000 });
 });
