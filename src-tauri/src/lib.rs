@@ -61,7 +61,7 @@ pub fn run() {
     // SIGINT and SIGTERM close the app as closing its window does.
     let handle = app.handle().clone();
     tauri::async_runtime::spawn(async move {
-        stop_signal().await;
+        kiln_engine::process::stop_signal().await;
         handle.exit(0);
     });
     app.run(move |_, event| {
@@ -71,29 +71,6 @@ pub fn run() {
             engine.exit(0);
         }
     });
-}
-
-/// Ctrl+C (SIGINT), or SIGTERM from a session manager.
-async fn stop_signal() {
-    #[cfg(unix)]
-    {
-        use tokio::signal::unix::{SignalKind, signal};
-        match signal(SignalKind::terminate()) {
-            Ok(mut terminate) => {
-                tokio::select! {
-                    _ = tokio::signal::ctrl_c() => {}
-                    _ = terminate.recv() => {}
-                }
-            }
-            Err(_) => {
-                let _ = tokio::signal::ctrl_c().await;
-            }
-        }
-    }
-    #[cfg(not(unix))]
-    {
-        let _ = tokio::signal::ctrl_c().await;
-    }
 }
 
 #[cfg(test)]

@@ -51,7 +51,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     println!("Open that address in a browser on this machine; Ctrl+C stops.");
     let (stopping, stopped) = tokio::sync::oneshot::channel::<()>();
     let shutdown = async move {
-        stop_signal().await;
+        kiln_engine::process::stop_signal().await;
         let _ = stopping.send(());
     };
     let serving = door.run(engine.clone(), shutdown);
@@ -75,26 +75,3 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
 
 /// How long open requests may take to finish once a stop signal came.
 const STOP_GRACE: std::time::Duration = std::time::Duration::from_secs(5);
-
-/// Ctrl+C (SIGINT), or SIGTERM from a service manager or a test harness.
-async fn stop_signal() {
-    #[cfg(unix)]
-    {
-        use tokio::signal::unix::{SignalKind, signal};
-        match signal(SignalKind::terminate()) {
-            Ok(mut terminate) => {
-                tokio::select! {
-                    _ = tokio::signal::ctrl_c() => {}
-                    _ = terminate.recv() => {}
-                }
-            }
-            Err(_) => {
-                let _ = tokio::signal::ctrl_c().await;
-            }
-        }
-    }
-    #[cfg(not(unix))]
-    {
-        let _ = tokio::signal::ctrl_c().await;
-    }
-}

@@ -296,22 +296,5 @@ fn main() {
     if !problems.is_empty() {
         eprintln!("oom_sweep: {}", problems.join("; "));
     }
-    exit_now(if problems.is_empty() { 0 } else { 1 })
-}
-
-/// Ends without the C library's exit handlers, as Kiln's binaries end (`Engine::exit`): the GPU
-/// driver's threads may still run, and tearing its state down beside them has corrupted the
-/// heap at exit on the software GPU.
-fn exit_now(code: i32) -> ! {
-    use std::io::Write;
-    let _ = std::io::stdout().flush();
-    let _ = std::io::stderr().flush();
-    #[cfg(unix)]
-    // SAFETY: `_exit` ends the process at once; the output is flushed and the queue's
-    // transactions are committed.
-    unsafe {
-        libc::_exit(code)
-    }
-    #[cfg(not(unix))]
-    std::process::exit(code)
+    kiln_engine::process::exit_now(if problems.is_empty() { 0 } else { 1 })
 }

@@ -57,6 +57,30 @@ fn private_dir() -> Option<PathBuf> {
     None
 }
 
+/// Resolves on Ctrl+C (SIGINT), or SIGTERM from a service or session manager or a test
+/// harness: what makes `kiln serve` and the desktop app end through [`crate::Engine::exit`].
+pub async fn stop_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::terminate()) {
+            Ok(mut terminate) => {
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => {}
+                    _ = terminate.recv() => {}
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}
+
 /// Ends the process with `code` once stdout and stderr are flushed, without the C library's
 /// exit handlers (see [`crate::Engine::exit`]; this is for a process that holds no engine).
 pub fn exit_now(code: i32) -> ! {

@@ -130,6 +130,12 @@ pub struct JobFilter {
     pub limit: Option<u32>,
 }
 
+/// A running job back in the queue at the step it was on (its process ended or is ending),
+/// or where a stop its owner never saw asked it to be.
+const REQUEUE_RUNNING: &str =
+    "UPDATE jobs SET state = CASE control WHEN 'cancel' THEN 'cancelled' WHEN 'pause' THEN 'paused' ELSE 'queued' END,
+    owner = NULL, control = NULL WHERE id = ?1 AND state = 'running'";
+
 pub struct Store {
     conn: Mutex<Connection>,
     path: PathBuf,
@@ -663,8 +669,7 @@ impl Store {
             .collect();
         let back = self.change(
             &lost,
-            "UPDATE jobs SET state = CASE control WHEN 'cancel' THEN 'cancelled' WHEN 'pause' THEN 'paused' ELSE 'queued' END,
-                owner = NULL, control = NULL WHERE id = ?1 AND state = 'running'",
+            REQUEUE_RUNNING,
             "interrupted: the process running it ended; queued again at the step it was on",
         )?;
         Ok(back)
@@ -749,12 +754,8 @@ impl Store {
             let rows = statement.query_map([owner], |r| r.get(0))?;
             rows.collect::<Result<_, _>>()?
         };
-        let back = self.change(
-            &running,
-            "UPDATE jobs SET state = CASE control WHEN 'cancel' THEN 'cancelled' WHEN 'pause' THEN 'paused' ELSE 'queued' END,
-                owner = NULL, control = NULL WHERE id = ?1 AND state = 'running'",
-            "interrupted: Kiln stopped; queued again at the step it was on",
-        )?;
+        let back =
+            self.change(&running, REQUEUE_RUNNING, "interrupted: Kiln stopped; queued again at the step it was on")?;
         Ok((back, self.conn()))
     }
 }
