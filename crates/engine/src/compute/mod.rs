@@ -161,7 +161,7 @@ impl ComputeDevices {
     /// `None` when Kiln never ran work there (or the device is stalled).
     pub fn pool_usage(&self, id: &DeviceId) -> Option<PoolUsage> {
         let (owner, readings) = self.owner_and_readings(id)?;
-        let usage = owner.run("pool reading", Priority::Short, Expected::short(), |d| read_pools(d)).ok()?;
+        let usage = owner.run("pool reading", Priority::Short, Expected::short(), read_pools).ok()?;
         readings.state.lock().unwrap_or_else(|e| e.into_inner()).last = usage;
         usage
     }

@@ -293,10 +293,6 @@ impl DeviceOwner {
         Ok(Self { shared })
     }
 
-    pub fn name(&self) -> &str {
-        &self.shared.name
-    }
-
     /// The stall the watchdog saw and that has not ended yet.
     pub fn stall(&self) -> Option<Stall> {
         lock(&self.shared.stall).clone()
@@ -502,11 +498,6 @@ pub fn owner_for(target: ComputeTarget, name: &str) -> Result<Arc<DeviceOwner>, 
     let owner = Arc::new(DeviceOwner::start(name, burn_device(target))?);
     owners.insert(target, owner.clone());
     Ok(owner)
-}
-
-/// The owner of `target`, if Kiln started one.
-pub fn existing_owner(target: ComputeTarget) -> Option<Arc<DeviceOwner>> {
-    OWNERS.get().and_then(|owners| lock(owners).get(&target).cloned())
 }
 
 #[cfg(test)]
